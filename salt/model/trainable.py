@@ -1,0 +1,124 @@
+"""Trainable-parameter policies by name group, and parameter counting."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Iterable
+
+from segment_anything.modeling.common import LayerNorm2d
+from torch import nn
+
+log = logging.getLogger(__name__)
+
+_NORMS = (nn.LayerNorm, LayerNorm2d)
+
+
+def _norm_params(model: nn.Module) -> Iterable[str]:
+    # LayerNorms of the image encoder and of the decoder's two-way transformer (not the decoder's
+    # upscaling head, which the paper keeps frozen with the rest of the decoder).
+    for prefix in ("image_encoder", "mask_decoder.transformer"):
+        root = model.get_submodule(prefix)
+        for name, module in root.named_modules():
+            if isinstance(module, _NORMS):
+                for pname, _ in module.named_parameters(recurse=False):
+                    yield ".".join(p for p in (prefix, name, pname) if p)
+
+
+def _prefix(prefix: str) -> Callable[[nn.Module], Iterable[str]]:
+    return lambda model: (f"{prefix}.{n}" for n, _ in model.get_submodule(prefix).named_parameters())
+
+
+TRAINABLE_GROUPS: dict[str, Callable[[nn.Module], Iterable[str]]] = {
+    "norm": _norm_params,
+    "pos_embed": lambda model: ["image_encoder.pos_embed"],
+    "prompt": lambda model: ["class_tokens"],
+    "decoder": _prefix("mask_decoder"),
+    "encoder": _prefix("image_encoder"),
+}
+PAPER_POLICY = ("norm", "pos_embed", "prompt")
+
+
+def group_parameter_names(model: nn.Module, group: str) -> set[str]:
+    """Names of the parameters of ``model`` (a SamSegmenter) that belong to ``group``."""
+    if group not in TRAINABLE_GROUPS:
+        raise ValueError(f"unknown trainable group {group!r}; valid groups: {', '.join(TRAINABLE_GROUPS)}")
+    return set(TRAINABLE_GROUPS[group](model))
+
+
+def set_trainable(model: nn.Module, groups: Iterable[str]) -> set[str]:
+    """Freeze every parameter of ``model``, then unfreeze those in ``groups``.
+
+    Call it before injecting adapters: adapters added afterwards bring their own trainable tensors.
+    The paper's policy is ``("norm", "pos_embed", "prompt")``.
+
+    Returns:
+        The names of the parameters left trainable.
+    """
+    names: set[str] = set()
+    for group in groups:
+        names |= group_parameter_names(model, group)
+    for name, param in model.named_parameters():
+        param.requires_grad_(name in names)
+    return names
+
+
+def _is_adapter(module: nn.Module) -> bool:
+    return getattr(module, "adapter_method", None) is not None
+
+
+def parameter_summary(model: nn.Module, paper_denominator: float | None = None) -> dict:
+    """Trainable and total parameter counts, overall and per group.
+
+    Adapter tensors (parameters owned by a module with an ``adapter_method`` attribute) are counted
+    under ``adapter`` and excluded from ``total_base``; groups may overlap (``norm`` lies inside
+    ``encoder``).
+
+    Args:
+        model: a SamSegmenter, with or without adapters.
+        paper_denominator: the paper's percentage denominator (it counts the frozen CLIP model too); when
+            given, ``trainable_percent_paper`` is added.
+
+    Returns:
+        ``{"trainable", "total", "total_base", "trainable_percent", "groups": {name: {"trainable",
+        "total"}}}``.
+    """
+    adapter_names = {
+        f"{mname}.{pname}" if mname else pname
+        for mname, module in model.named_modules()
+        if _is_adapter(module)
+        for pname, _ in module.named_parameters(recurse=False)
+    }
+    params = dict(model.named_parameters())
+    trainable = sum(p.numel() for p in params.values() if p.requires_grad)
+    total = sum(p.numel() for p in params.values())
+    groups: dict[str, dict[str, int]] = {}
+    for group, fn in TRAINABLE_GROUPS.items():
+        try:
+            names = set(fn(model)) & set(params)
+        except AttributeError:
+            continue
+        groups[group] = {
+            "trainable": sum(params[n].numel() for n in names if params[n].requires_grad),
+            "total": sum(params[n].numel() for n in names),
+        }
+    groups["adapter"] = {
+        "trainable": sum(params[n].numel() for n in adapter_names if params[n].requires_grad),
+        "total": sum(params[n].numel() for n in adapter_names),
+    }
+    total_base = total - groups["adapter"]["total"]
+    summary = {
+        "trainable": trainable,
+        "total": total,
+        "total_base": total_base,
+        "trainable_percent": 100.0 * trainable / max(total_base, 1),
+        "groups": groups,
+    }
+    if paper_denominator:
+        summary["trainable_percent_paper"] = 100.0 * trainable / paper_denominator
+    log.info(
+        "parameters: %s trainable of %s (%.3f%% of the base model)",
+        f"{trainable:,}",
+        f"{total_base:,}",
+        summary["trainable_percent"],
+    )
+    return summary
