@@ -1,0 +1,24 @@
+"""Pictures of results: prediction overlays, training curves, method comparison grids."""
+
+from salt.viz.curves import plot_curves, read_metrics
+from salt.viz.grid import qualitative_grid
+from salt.viz.overlay import (
+    BACKGROUND_DIM,
+    FALSE_NEGATIVE,
+    FALSE_POSITIVE,
+    TRUE_POSITIVE,
+    overlay,
+    save_overlay,
+)
+
+__all__ = [
+    "BACKGROUND_DIM",
+    "FALSE_NEGATIVE",
+    "FALSE_POSITIVE",
+    "TRUE_POSITIVE",
+    "overlay",
+    "plot_curves",
+    "qualitative_grid",
+    "read_metrics",
+    "save_overlay",
+]

@@ -1,0 +1,69 @@
+"""Side-by-side comparison of several methods' predictions on the same images."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+from matplotlib.backends.backend_agg import FigureCanvasAgg
+from matplotlib.figure import Figure
+
+from salt.metrics.segmentation import dice_score
+from salt.viz.overlay import as_rgb, overlay
+
+PANEL_INCHES = 2.5
+
+
+def qualitative_grid(
+    images: Sequence[Any],
+    predictions: Mapping[str, Sequence[Any]],
+    gts: Sequence[Any] | None,
+    out_png: str | Path,
+    row_titles: Sequence[str] | None = None,
+) -> Path:
+    """One row per image: the input, its ground truth, then each method's :func:`overlay`.
+
+    With ground truth, method panels use the overlay colours (white hit, red missed, cyan false
+    positive) and carry the image's Dice in their title; without it, predictions are shown in white.
+
+    Args:
+        images: ``N`` images, each ``(H, W, 3)`` uint8 (sizes may differ between images).
+        predictions: method name -> ``N`` masks ``(H, W)``, in the order of ``images``.
+        gts: ``N`` ground-truth masks ``(H, W)``, or None.
+        out_png: where to write the figure (parent folders are created).
+        row_titles: optional ``N`` labels (e.g. case names) shown left of each row.
+    """
+    n = len(images)
+    if n == 0 or not predictions:
+        raise ValueError("qualitative_grid needs at least one image and one method")
+    lengths = {name: len(preds) for name, preds in predictions.items()}
+    lengths.update(
+        {key: len(seq) for key, seq in (("gts", gts), ("row_titles", row_titles)) if seq is not None}
+    )
+    wrong = {key: length for key, length in lengths.items() if length != n}
+    if wrong:
+        raise ValueError(f"expected {n} entries (one per image), got {wrong}")
+    columns = ["image", *(["ground truth"] if gts is not None else []), *predictions]
+    fig = Figure(figsize=(PANEL_INCHES * len(columns), PANEL_INCHES * n), layout="constrained")
+    FigureCanvasAgg(fig)
+    axes = fig.subplots(n, len(columns), squeeze=False)
+    for i, image in enumerate(images):
+        gt = None if gts is None else gts[i]
+        panels = [("image", as_rgb(image))]
+        if gt is not None:
+            panels.append(("ground truth", overlay(image, gt)))
+        for name, preds in predictions.items():
+            title = name if gt is None else f"{name}  Dice {dice_score(preds[i], gt):.3f}"
+            panels.append((title, overlay(image, preds[i], gt)))
+        for ax, (title, picture) in zip(axes[i], panels):
+            ax.imshow(picture)
+            ax.set_title(title, fontsize="small")
+            ax.set_xticks([])
+            ax.set_yticks([])
+        if row_titles is not None:
+            axes[i][0].set_ylabel(row_titles[i], fontsize="small")
+    out_png = Path(out_png)
+    out_png.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(out_png, dpi=100)
+    return out_png
