@@ -1,0 +1,122 @@
+"""Runs -> Table 1: mean and standard deviation over seeds per (row, data set), the average column, params."""
+
+from __future__ import annotations
+
+import statistics
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+
+from salt.results.collect import Run
+from salt.results.paper import PAPER_DATASETS, PAPER_TABLE1, PaperRow
+
+METRICS = ("dice", "hd95")
+
+
+@dataclass(frozen=True)
+class Stat:
+    """Mean and sample standard deviation (n - 1; None for a single seed) over ``n`` seeds."""
+
+    mean: float
+    std: float | None
+    n: int
+
+
+def stat(values: Iterable[float]) -> Stat | None:
+    """:class:`Stat` of ``values``, or None when there are none."""
+    values = list(values)
+    if not values:
+        return None
+    std = statistics.stdev(values) if len(values) > 1 else None
+    return Stat(mean=statistics.fmean(values), std=std, n=len(values))
+
+
+@dataclass
+class Row:
+    """One table row.
+
+    Attributes:
+        label: the row name (see :func:`salt.results.collect.row_label`).
+        cells: ``(data set, metric)`` -> :class:`Stat` over seeds, metric in :data:`METRICS`; absent when
+            no run has a value.
+        average: metric -> :class:`Stat` of the per-seed average over all data-set columns, over the seeds
+            that have every column; absent when no seed has them all.
+        seeds: the seeds seen in the row's runs.
+        trainable: the distinct trainable counts of the row's runs (one value when they agree).
+        percent: the distinct trainable shares of the base model, in percent.
+        percent_paper: the distinct trainable shares in the paper's convention, in percent.
+        paper: the paper's row, when the paper has one of this label.
+    """
+
+    label: str
+    cells: dict[tuple[str, str], Stat] = field(default_factory=dict)
+    average: dict[str, Stat] = field(default_factory=dict)
+    seeds: list[int | None] = field(default_factory=list)
+    trainable: list[float] = field(default_factory=list)
+    percent: list[float] = field(default_factory=list)
+    percent_paper: list[float] = field(default_factory=list)
+    paper: PaperRow | None = None
+
+
+@dataclass
+class Table:
+    """Rows in the paper's order (then the others, sorted), one column pair per data set.
+
+    ``paper_average`` says whether the average column is the paper's (the columns are exactly its five
+    data sets), so that the paper's average can stand beside it.
+    """
+
+    datasets: list[str]
+    rows: list[Row]
+    paper_average: bool
+
+
+def dataset_order(names: Iterable[str]) -> list[str]:
+    """The paper's data sets first in its column order, then any others alphabetically."""
+    names = set(names)
+    return [d for d in PAPER_DATASETS if d in names] + sorted(names - set(PAPER_DATASETS))
+
+
+def _distinct(values: Iterable[float | None]) -> list[float]:
+    return sorted({v for v in values if v is not None})
+
+
+def _row(label: str, runs: Sequence[Run], datasets: Sequence[str]) -> Row:
+    row = Row(label=label, paper=PAPER_TABLE1.get(label))
+    row.seeds = sorted({r.seed for r in runs}, key=lambda s: -1 if s is None else s)
+    row.trainable = _distinct(r.trainable for r in runs)
+    row.percent = _distinct(r.percent for r in runs)
+    row.percent_paper = _distinct(r.percent_paper for r in runs)
+    for dataset in datasets:
+        for metric in METRICS:
+            values = [getattr(r, metric) for r in runs if r.dataset == dataset]
+            cell = stat(v for v in values if v is not None)
+            if cell is not None:
+                row.cells[dataset, metric] = cell
+    for metric in METRICS:
+        per_seed = []
+        for seed in row.seeds:
+            by_dataset = {r.dataset: getattr(r, metric) for r in runs if r.seed == seed}
+            values = [by_dataset.get(d) for d in datasets]
+            if datasets and all(v is not None for v in values):
+                per_seed.append(sum(values) / len(values))
+        average = stat(per_seed)
+        if average is not None:
+            row.average[metric] = average
+    return row
+
+
+def build_table(runs: Sequence[Run], datasets: Sequence[str] | None = None) -> Table:
+    """Aggregate ``runs`` into a :class:`Table`.
+
+    Args:
+        runs: one run per (row, data set, seed), as :func:`salt.results.collect.find_runs` returns.
+        datasets: the data-set columns in order; default: every data set of ``runs`` (:func:`dataset_order`).
+            Runs of other data sets are left out; a listed data set without runs gives missing cells.
+    """
+    columns = list(datasets) if datasets is not None else dataset_order(r.dataset for r in runs)
+    runs = [r for r in runs if r.dataset in columns]
+    labels = {r.row for r in runs}
+    paper_order = [label for label in PAPER_TABLE1 if label in labels]
+    order = paper_order + sorted(labels - set(paper_order))
+    rows = [_row(label, [r for r in runs if r.row == label], columns) for label in order]
+    return Table(datasets=columns, rows=rows, paper_average=tuple(columns) == PAPER_DATASETS)

@@ -1,0 +1,206 @@
+"""Finding run folders below a root and reading what the table needs from their ``metrics.json``."""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+log = logging.getLogger(__name__)
+
+CLASSIC_TITLES: dict[str, str] = {
+    "unet": "U-Net",
+    "unetr": "UNETR",
+    "regunet": "RegUNet",
+    "deeplabv3plus": "DeepLabV3+",
+    "segformer": "SegFormer",
+    "segnet": "SegNet",
+}
+ZERO_SHOT = "SAM, text prompt only"
+RESOLUTIONS = {"model": "mean", "original": "mean_original"}
+
+
+class RunError(ValueError):
+    """A ``metrics.json`` that cannot be read as a run of the table; the message names the file."""
+
+
+@dataclass(frozen=True)
+class Run:
+    """What one run contributes to the table.
+
+    Attributes:
+        path: the run folder (holding ``metrics.json``, ``history.csv``, ``overlays/``).
+        row: the table row, from the run's configuration (see :func:`row_label`).
+        dataset: ``config.dataset.name`` as written in ``metrics.json``.
+        split: the evaluated split (``"test"`` for the table).
+        seed: the run's seed (None when the run does not record one).
+        dice: test Dice averaged over images, or None when the run has none.
+        hd95: test HD95 in pixels averaged over images, or None.
+        trainable: number of trainable parameters.
+        percent: trainable share of the base model (SAM alone, or the classic network) in percent.
+        percent_paper: trainable share in the paper's convention, or None.
+        mtime: modification time of ``metrics.json`` (newer wins between duplicates).
+    """
+
+    path: Path
+    row: str
+    dataset: str
+    split: str
+    seed: int | None
+    dice: float | None
+    hd95: float | None
+    trainable: int | None
+    percent: float | None
+    percent_paper: float | None
+    mtime: float
+
+
+def _get(data: dict, dotted: str, source: Path) -> Any:
+    value: Any = data
+    for key in dotted.split("."):
+        if not isinstance(value, dict) or key not in value:
+            raise RunError(f"{source}: missing key {dotted!r}")
+        value = value[key]
+    return value
+
+
+def _backbone_tag(model_cfg: dict, metrics: dict) -> str:
+    # The paper's numbers are for SAM ViT-B with the official weights; any other backbone gets its own row.
+    variant = model_cfg.get("variant", metrics.get("model"))
+    weights = Path(str(model_cfg.get("default_file") or "")).stem
+    if weights and not weights.startswith("sam_"):
+        return weights
+    return "" if variant in (None, "vit_b") else str(variant)
+
+
+def row_label(metrics: dict, source: Path) -> str:
+    """The table row of a run: ``"SALT (rank 4)"``, ``"LoRA (rank 256)"``, ``"S-SAM"``, ``"U-Net"`` ...
+
+    SALT's rank is its low-rank size ``config.peft.lora_rank`` (the paper's "rank" column), LoRA's is
+    ``config.peft.rank``. Classic networks (``config.model.family == "classic"``) are named by
+    ``config.model.name``. An evaluation-only run without adapters is the zero-shot row. SAM rows on a
+    backbone other than ViT-B with the official weights carry it in brackets, e.g. ``"S-SAM [tiny]"``.
+    """
+    config = metrics.get("config") or {}
+    model_cfg = config.get("model") or {}
+    if model_cfg.get("family") == "classic":
+        name = str(model_cfg.get("name") or _get(metrics, "model", source))
+        return CLASSIC_TITLES.get(name, name)
+    method = metrics.get("method") or _get(metrics, "config.peft.method", source)
+    if method == "salt":
+        label = f"SALT (rank {_get(metrics, 'config.peft.lora_rank', source)})"
+    elif method == "lora":
+        label = f"LoRA (rank {_get(metrics, 'config.peft.rank', source)})"
+    elif method == "svd":
+        label = "S-SAM"
+    elif method == "full":
+        label = "Full fine-tuning"
+    elif method == "none" and metrics.get("task") == "eval":
+        label = ZERO_SHOT
+    elif method == "none":
+        groups = list(model_cfg.get("trainable") or [])
+        label = "Decoder-only" if groups == ["decoder"] else f"No adapter ({'+'.join(groups) or 'frozen'})"
+    else:
+        label = str(method)
+    tag = _backbone_tag(model_cfg, metrics)
+    return f"{label} [{tag}]" if tag else label
+
+
+def _number(value: Any) -> float | None:
+    if value is None:
+        return None
+    number = float(value)
+    return number if math.isfinite(number) else None
+
+
+def load_run(metrics_json: Path, resolution: str = "model") -> Run:
+    """Read one ``metrics.json``.
+
+    Args:
+        metrics_json: path of the file; its folder is the run folder.
+        resolution: ``"model"`` (the paper's protocol, key ``mean``) or ``"original"`` (``mean_original``).
+
+    Raises:
+        RunError: unreadable JSON, a missing key, or a non-numeric metric, naming the file.
+    """
+    try:
+        metrics = json.loads(metrics_json.read_text())
+    except (OSError, json.JSONDecodeError) as exc:
+        raise RunError(f"{metrics_json}: cannot read ({exc})") from exc
+    if not isinstance(metrics, dict):
+        raise RunError(f"{metrics_json}: expected a JSON object")
+    params = _get(metrics, "params", metrics_json)
+    if not isinstance(params, dict):
+        raise RunError(f"{metrics_json}: 'params' must be an object")
+    mean = metrics.get(RESOLUTIONS[resolution]) or {}
+    if not isinstance(mean, dict):
+        raise RunError(f"{metrics_json}: {RESOLUTIONS[resolution]!r} must be an object")
+    family = ((metrics.get("config") or {}).get("model") or {}).get("family")
+    percent_paper = params.get("trainable_percent_paper")
+    if percent_paper is None and family == "classic":
+        # The paper reports the classic networks against their own size (100%).
+        percent_paper = params.get("trainable_percent")
+    row = row_label(metrics, metrics_json)
+    trainable, percent = params.get("trainable"), params.get("trainable_percent")
+    if row == ZERO_SHOT:
+        # Nothing is trained for the zero-shot row, whatever the evaluated model leaves unfrozen.
+        trainable, percent = 0, 0.0
+        percent_paper = None if percent_paper is None else 0.0
+    dataset = str(_get(metrics, "dataset", metrics_json))
+    seed = metrics.get("seed", (metrics.get("config") or {}).get("seed"))
+    try:
+        return Run(
+            path=metrics_json.parent,
+            row=row,
+            dataset=dataset,
+            split=str(metrics.get("split", "test")),
+            seed=None if seed is None else int(seed),
+            dice=_number(mean.get("dice")),
+            hd95=_number(mean.get("hd95")),
+            trainable=None if trainable is None else int(trainable),
+            percent=_number(percent),
+            percent_paper=_number(percent_paper),
+            mtime=metrics_json.stat().st_mtime,
+        )
+    except (TypeError, ValueError) as exc:
+        raise RunError(f"{metrics_json}: non-numeric value ({exc})") from exc
+
+
+def find_runs(root: Path, resolution: str = "model", split: str = "test") -> list[Run]:
+    """Every run below ``root`` (``metrics.json`` at any depth) on ``split``, one per (row, data set, seed).
+
+    Unreadable files are skipped with a warning, runs of another split with an info message. Runs that
+    agree in row, data set and seed are duplicates: the newest ``metrics.json`` (by modification time) is kept, with a warning.
+
+    Returns:
+        Runs sorted by row, data set and seed.
+    """
+    if resolution not in RESOLUTIONS:
+        raise ValueError(f"unknown resolution {resolution!r}; valid: {', '.join(RESOLUTIONS)}")
+    kept: dict[tuple[str, str, int | None], Run] = {}
+    for path in sorted(root.rglob("metrics.json")):
+        try:
+            run = load_run(path, resolution)
+        except RunError as exc:
+            log.warning("skipped %s", exc)
+            continue
+        if run.split != split:
+            log.info("skipped %s: split %r, not %r", path, run.split, split)
+            continue
+        if run.dice is None:
+            log.warning("%s: no %s-resolution Dice; shown as missing", path, resolution)
+        key = (run.row, run.dataset, run.seed)
+        if key in kept:
+            newer, older = sorted((run, kept[key]), key=lambda r: r.mtime, reverse=True)
+            log.warning(
+                "duplicate run for %s on %s, seed %s: keeping %s (newest), ignoring %s",
+                *key,
+                newer.path,
+                older.path,
+            )
+            run = newer
+        kept[key] = run
+    return sorted(kept.values(), key=lambda r: (r.row, r.dataset, -1 if r.seed is None else r.seed))

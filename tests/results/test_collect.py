@@ -1,0 +1,82 @@
+"""Reading runs: row identity from the configuration, duplicates, unreadable files, resolution."""
+
+from __future__ import annotations
+
+import json
+import logging
+from pathlib import Path
+
+import pytest
+
+from salt.results import RunError, find_runs, load_run
+from tests.results.fake_runs import write_run
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "label"),
+    [
+        ({"peft": {"lora_rank": 256}}, "SALT (rank 256)"),
+        ({"method": "lora", "peft": {"rank": 4}}, "LoRA (rank 4)"),
+        ({"method": "svd"}, "S-SAM"),
+        ({"method": "full"}, "Full fine-tuning"),
+        ({"method": "none", "task": "eval"}, "SAM, text prompt only"),
+        (
+            {"method": "none", "model": {"family": "sam", "variant": "vit_b", "trainable": ["decoder"]}},
+            "Decoder-only",
+        ),
+        ({"model": {"family": "classic", "name": "deeplabv3plus"}}, "DeepLabV3+"),
+        ({"model": {"family": "classic", "name": "mynet"}}, "mynet"),
+        ({"method": "svd", "model": {"family": "sam", "variant": "tiny"}}, "S-SAM [tiny]"),
+        (
+            {
+                "method": "svd",
+                "model": {"family": "sam", "variant": "vit_b", "default_file": "medsam_vit_b.pth"},
+            },
+            "S-SAM [medsam_vit_b]",
+        ),
+    ],
+)
+def test_row_label_from_config(tmp_path: Path, kwargs: dict, label: str) -> None:
+    kwargs = {"peft": {"lora_rank": 4}, **kwargs} if kwargs.get("method", "salt") == "salt" else kwargs
+    write_run(tmp_path, dataset="drive", seed=0, dice=0.5, hd95=10.0, **kwargs)
+    assert load_run(tmp_path / "metrics.json").row == label
+
+
+def test_missing_rank_names_the_file_and_key(tmp_path: Path) -> None:
+    write_run(tmp_path, dataset="drive", seed=0, dice=0.5, hd95=10.0)  # SALT without peft.lora_rank
+    with pytest.raises(RunError, match=r"metrics\.json: missing key 'config\.peft\.lora_rank'"):
+        load_run(tmp_path / "metrics.json")
+
+
+def test_duplicates_keep_the_newest(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    write_run(tmp_path / "old", dataset="drive", seed=1, dice=0.1, hd95=9.0, peft={"lora_rank": 4}, mtime=1e9)
+    write_run(tmp_path / "new", dataset="drive", seed=1, dice=0.9, hd95=1.0, peft={"lora_rank": 4}, mtime=2e9)
+    write_run(tmp_path / "other", dataset="drive", seed=2, dice=0.5, hd95=5.0, peft={"lora_rank": 4})
+    with caplog.at_level(logging.WARNING):
+        runs = find_runs(tmp_path)
+    assert [(r.seed, r.dice) for r in runs] == [(1, 0.9), (2, 0.5)]
+    assert "duplicate run" in caplog.text and str(tmp_path / "old") in caplog.text
+
+
+def test_unreadable_files_are_skipped_with_a_warning(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    write_run(tmp_path / "good", dataset="drive", seed=1, dice=0.5, hd95=5.0, method="svd")
+    (tmp_path / "broken").mkdir()
+    (tmp_path / "broken" / "metrics.json").write_text("{not json")
+    (tmp_path / "val").mkdir()
+    data = json.loads((tmp_path / "good" / "metrics.json").read_text())
+    (tmp_path / "val" / "metrics.json").write_text(json.dumps({**data, "split": "val"}))
+    with caplog.at_level(logging.WARNING):
+        runs = find_runs(tmp_path)
+    assert [r.path.name for r in runs] == ["good"]
+    assert "broken" in caplog.text
+
+
+def test_original_resolution_reads_mean_original(tmp_path: Path) -> None:
+    write_run(tmp_path / "a", dataset="drive", seed=1, dice=0.5, hd95=5.0, method="svd", dice_original=0.45)
+    write_run(tmp_path / "b", dataset="drive", seed=2, dice=0.5, hd95=5.0, method="svd")  # mean_original null
+    runs = find_runs(tmp_path, resolution="original")
+    assert [r.dice for r in runs] == [0.45, None]
+    with pytest.raises(ValueError, match="unknown resolution"):
+        find_runs(tmp_path, resolution="native")
