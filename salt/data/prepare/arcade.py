@@ -1,0 +1,135 @@
+"""ARCADE (coronary X-ray angiography, 512 x 512 PNG) from its official release.
+
+Release layout: ``arcade/{syntax,stenosis}/{train,val,test}/images/<n>.png`` with COCO annotations in
+``arcade/<task>/<split>/annotations/<split>.json`` (polygons in ``segmentation``). ``--src`` is the ``arcade``
+folder (the task is chosen with ``--task``) or a task folder itself. The binary mask is the union of all
+polygons of an image (the paper's task); ``per_category`` writes class indices 1..K instead, in the order
+of the JSON's categories sorted by id. Stems are ``<split>_<n>``, since every split numbers from 1.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from pathlib import Path
+
+import cv2
+import numpy as np
+from PIL import Image
+
+from salt.data.layout import SPLITS, DatasetError
+from salt.data.writer import DatasetWriter, assign_splits
+
+log = logging.getLogger(__name__)
+
+TASKS = ("syntax", "stenosis")
+PAPER_TEST_SIZE = 300
+_SHIFT = 3  # fixed-point bits for sub-pixel polygon vertices
+
+
+def _task_root(src: Path, task: str) -> Path:
+    if task not in TASKS:
+        raise DatasetError(f"--task: unknown ARCADE task {task!r} (valid: {', '.join(TASKS)})")
+    for candidate in (src, src / task, src / "arcade" / task):
+        if any((candidate / split / "images").is_dir() for split in SPLITS):
+            return candidate
+    raise DatasetError(f"{src}: not an ARCADE release (expected {task}/train/images/*.png)")
+
+
+def rasterise_polygons(
+    annotations: list[dict], height: int, width: int, class_of: dict[int, int], where: str
+) -> np.ndarray:
+    """Fill COCO polygon annotations into a label image ``(H, W)`` uint8 (value = class index)."""
+    labels = np.zeros((height, width), dtype=np.uint8)
+    for ann in annotations:
+        segmentation = ann.get("segmentation")
+        if not isinstance(segmentation, list):
+            raise DatasetError(
+                f"{where}: annotation {ann.get('id')} is not a polygon list (RLE is not supported)"
+            )
+        for polygon in segmentation:
+            points = np.asarray(polygon, dtype=np.float64).reshape(-1, 2)  # (N, 2) x, y
+            if len(points) < 3:
+                continue
+            fixed = np.round(points * (1 << _SHIFT)).astype(np.int32)
+            cv2.fillPoly(
+                labels, [fixed], int(class_of[ann["category_id"]]), lineType=cv2.LINE_8, shift=_SHIFT
+            )
+    return labels
+
+
+def _read_split(folder: Path, split: str) -> tuple[dict, Path] | None:
+    path = folder / "annotations" / f"{split}.json"
+    if not path.is_file():
+        return None
+    try:
+        return json.loads(path.read_text()), path
+    except (OSError, json.JSONDecodeError) as err:
+        raise DatasetError(f"{path}: cannot be read as JSON ({err})") from err
+
+
+def convert_arcade(
+    src: str | Path,
+    dst: str | Path,
+    task: str = "syntax",
+    per_category: bool = False,
+    val_fraction: float = 0.1,
+    seed: int = 0,
+    overwrite: bool = False,
+) -> DatasetWriter:
+    """Convert the ARCADE release at ``src`` into the canonical layout at ``dst`` (images copied).
+
+    A split folder without its annotation file is skipped; without a test split the paper's test size is
+    drawn from train, and without a val split one is drawn from train.
+
+    Raises:
+        DatasetError: not an ARCADE release, no annotated train split, an unreadable or inconsistent JSON,
+            or a non-empty ``dst``.
+    """
+    root = _task_root(Path(src), task)
+    writer = DatasetWriter(dst, overwrite=overwrite)
+    samples: dict[str, tuple[Path, list[dict], dict[int, int], Path]] = {}  # stem -> what draws its mask
+    members: dict[str, list[str] | None] = dict.fromkeys(SPLITS)
+    for split in SPLITS:
+        loaded = _read_split(root / split, split)
+        if loaded is None:
+            if (root / split).is_dir():
+                log.warning("%s: no annotations/%s.json, split skipped", root / split, split)
+            continue
+        coco, json_path = loaded
+        categories = sorted(coco.get("categories", []), key=lambda c: c["id"])
+        class_of = {c["id"]: (i + 1 if per_category else 1) for i, c in enumerate(categories)}
+        if per_category:
+            writer.class_names = [str(c.get("name", c["id"])) for c in categories]
+        by_image: dict[int, list[dict]] = {}
+        for ann in coco.get("annotations", []):
+            if ann.get("category_id") not in class_of:
+                raise DatasetError(f"{json_path}: annotation {ann.get('id')} has an unknown category_id")
+            by_image.setdefault(ann["image_id"], []).append(ann)
+        members[split] = []
+        for info in coco.get("images", []):
+            image = root / split / "images" / info["file_name"]
+            if not image.is_file():
+                raise DatasetError(f"{json_path}: image {info['file_name']!r} is not in {image.parent}")
+            stem = f"{split}_{Path(info['file_name']).stem}"
+            samples[stem] = (image, by_image.get(info["id"], []), class_of, json_path)
+            members[split].append(stem)
+    if not members["train"]:
+        raise DatasetError(f"{root / 'train'}: no annotated training images (annotations/train.json)")
+    splits = assign_splits(
+        members["train"],
+        members["val"],
+        members["test"],
+        PAPER_TEST_SIZE,
+        val_fraction=val_fraction,
+        seed=seed,
+    )
+    with writer:
+        for split, stems in splits.items():
+            for stem in stems:
+                image, annotations, class_of, json_path = samples[stem]
+                with Image.open(image) as handle:
+                    width, height = handle.size
+                labels = rasterise_polygons(annotations, height, width, class_of, str(json_path))
+                writer.add(stem, split, image, labels if per_category else labels > 0)
+    return writer

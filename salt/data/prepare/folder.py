@@ -1,0 +1,163 @@
+"""The generic ``folder`` converter and the release presets built on it (``rose``, ``xray_angio``, ``dias``).
+
+An image folder, a mask folder and a mask-name pattern describe a release. A folder path containing
+``{split}`` is looked up once per split (``train``/``training``, ``val``/``validation``, ``test``/``testing``),
+which keeps the release's own splits; otherwise split lists or the rule of ``salt.data.writer`` decide.
+Images (and volume masks) are copied unchanged; 2D masks are rewritten as PNG keeping their label values.
+"""
+
+from __future__ import annotations
+
+import glob
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+from salt.data.layout import SPLITS, DatasetError, file_stem, is_supported, is_volume
+from salt.data.reading import read_labels
+from salt.data.writer import DatasetWriter, assign_splits
+
+SPLIT_ALIASES = {"train": ("train", "training"), "val": ("val", "validation"), "test": ("test", "testing")}
+
+
+@dataclass(frozen=True)
+class FolderSpec:
+    """Where a release keeps its files, relative to ``--src``; ``{stem}`` is the image's stem."""
+
+    images: str | None = "images"  # image folder; may contain {split}; None = must be given
+    masks: str | None = "masks"  # mask folder; may contain {split}
+    mask_pattern: str = "{stem}.*"  # glob of an image's mask inside the mask folder
+    fov: str | None = None  # optional FOV folder; may contain {split}
+    fov_pattern: str = "{stem}.*"
+    image_glob: str = "*"  # which files of the image folder are images
+    exclude: str | None = None  # glob of files in the image folder that are not images
+    n_test: int | None = None  # test size when the release has no test split (the paper's)
+    root_names: tuple[str, ...] = ()  # release folder names accepted one level below --src
+
+
+PRESETS = {
+    # ROSE-1 as released: ROSE-1/SVC/{train,test}/{img,gt}/<name>.tif (the paper uses the SVC set).
+    "rose": FolderSpec(images="SVC/{split}/img", masks="SVC/{split}/gt", root_names=("ROSE-1",)),
+    # DCA1 / DB_Angiograms_134: Database_134_Angiograms/<i>.pgm with ground truth <i>_gt.pgm, no split.
+    "xray_angio": FolderSpec(
+        images=".",
+        masks=".",
+        mask_pattern="{stem}_gt.pgm",
+        image_glob="*.pgm",
+        exclude="*_gt.pgm",
+        n_test=41,
+        root_names=("Database_134_Angiograms",),
+    ),
+    # DIAS: the release's folder names are not documented here, so --images and --masks are required.
+    "dias": FolderSpec(images=None, masks=None, n_test=10),
+}
+
+
+def _read_list(path: Path) -> set[str]:
+    if not path.is_file():
+        raise DatasetError(f"{path}: split list not found")
+    names = [line.strip() for line in path.read_text().splitlines() if line.strip()]
+    return {file_stem(Path(name)) for name in names}
+
+
+def _match(folder: Path, pattern: str, stem: str, what: str) -> Path:
+    query = Path(glob.escape(str(folder))) / pattern.format(stem=glob.escape(stem))
+    matches = [Path(p) for p in glob.glob(str(query))]
+    matches = [p for p in matches if p.is_file() and is_supported(p)]
+    if len(matches) != 1:
+        found = "none" if not matches else ", ".join(sorted(p.name for p in matches))
+        raise DatasetError(
+            f"{folder}: expected one {what} matching {pattern.format(stem=stem)!r}, found {found}"
+        )
+    return matches[0]
+
+
+def _split_folders(src: Path, spec: FolderSpec) -> dict[str, str]:
+    """``{split: name used in the release}`` for ``{split}`` folders; ``{"train": ""}`` without them."""
+    if "{split}" not in spec.images:
+        return {"train": ""}
+    found = {}
+    for split, aliases in SPLIT_ALIASES.items():
+        name = next((a for a in aliases if (src / spec.images.format(split=a)).is_dir()), None)
+        if name is not None:
+            found[split] = name
+    if "train" not in found:
+        expected = src / spec.images.format(split="train")
+        raise DatasetError(f"{expected}: not found (no training images for this release layout)")
+    return found
+
+
+def _collect(src: Path, spec: FolderSpec) -> dict[str, tuple[Path, str, str]]:
+    """``{stem: (image, release split, folder name of that split)}`` for every image of the release."""
+    sources: dict[str, tuple[Path, str, str]] = {}
+    for split, name in _split_folders(src, spec).items():
+        folder = src / spec.images.format(split=name)
+        if not folder.is_dir():
+            raise DatasetError(f"{folder}: image folder not found")
+        for path in sorted(folder.glob(spec.image_glob)):
+            if not path.is_file() or not is_supported(path) or (spec.exclude and path.match(spec.exclude)):
+                continue
+            if file_stem(path) in sources:
+                raise DatasetError(f"{path}: a second image with the stem {file_stem(path)!r}")
+            sources[file_stem(path)] = (path, split, name)
+    if not sources:
+        raise DatasetError(f"{src}: no images in {spec.images!r} matching {spec.image_glob!r}")
+    return sources
+
+
+def convert_folder(
+    src: str | Path,
+    dst: str | Path,
+    spec: FolderSpec,
+    split_lists: dict[str, Path] | None = None,
+    test_fraction: float = 0.2,
+    val_fraction: float = 0.1,
+    seed: int = 0,
+    overwrite: bool = False,
+) -> DatasetWriter:
+    """Convert a release described by ``spec`` into the canonical layout at ``dst``.
+
+    ``split_lists`` maps split names to text files of image names or stems (one per line); images on no
+    list are left out. Without lists or ``{split}`` folders, the test split takes ``spec.n_test`` images
+    (or ``test_fraction``) and validation ``val_fraction`` of the rest.
+
+    Raises:
+        DatasetError: missing folders or files, ambiguous masks, or a non-empty ``dst``.
+    """
+    if spec.images is None or spec.masks is None:
+        raise DatasetError("this release needs --images and --masks (folders relative to --src)")
+    src = Path(src)
+    src = next((src / n for n in spec.root_names if (src / n).is_dir()), src)
+    writer = DatasetWriter(dst, overwrite=overwrite)
+    sources = _collect(src, spec)
+    if split_lists:
+        listed = {split: sorted(set(sources) & _read_list(Path(p))) for split, p in split_lists.items()}
+        train, val, test = listed.get("train", []), listed.get("val"), listed.get("test")
+        splits = assign_splits(train, val, test, val_fraction=val_fraction, seed=seed)
+    else:
+        members = {s: [k for k, (_, split, _) in sources.items() if split == s] or None for s in SPLITS}
+        splits = assign_splits(
+            members["train"] or [],
+            members["val"],
+            members["test"],
+            spec.n_test,
+            test_fraction,
+            val_fraction,
+            seed,
+        )
+    with writer:
+        for split, stems in splits.items():
+            for stem in stems:
+                image, _, name = sources[stem]
+                mask = _match(src / spec.masks.format(split=name), spec.mask_pattern, stem, "mask")
+                fov = None
+                if spec.fov is not None:
+                    fov_path = _match(src / spec.fov.format(split=name), spec.fov_pattern, stem, "FOV mask")
+                    fov = read_labels(fov_path)[0] > 0
+                writer.add(stem, split, image, mask if is_volume(mask) else read_labels(mask)[0], fov)
+    return writer
+
+
+def preset_spec(name: str, **overrides: object) -> FolderSpec:
+    """The preset ``name`` (or the generic defaults for ``folder``) with non-None ``overrides`` applied."""
+    base = PRESETS.get(name, FolderSpec())
+    return replace(base, **{k: v for k, v in overrides.items() if v is not None})

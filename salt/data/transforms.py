@@ -1,0 +1,172 @@
+"""Resizing to the model's square input, mapping predictions back, and the training augmentation.
+
+Resize modes (``resize``):
+
+- ``longest_pad`` (SAM's own preprocessing): scale so the longest side is ``S``, keep the aspect ratio, pad
+  the bottom and right with zeros.
+- ``plain``: stretch to ``S x S``.
+
+Every sample carries ``orig_size = (H, W)`` and ``pad = (top, bottom, left, right)`` in model pixels, so
+``to_original`` crops the padding and resizes back to exactly ``(H, W)``.
+"""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Mapping
+from typing import Any
+
+import albumentations as A
+import cv2
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from salt.data.layout import DatasetError
+
+RESIZE_MODES = ("longest_pad", "plain")
+
+# The paper's augmentation (section 3): horizontal flip, rotation up to 10 degrees, brightness up to x2,
+# random scale. The authors' code draws the brightness factor from (0, 2); a floor of 0.5 keeps vessels
+# visible. Each entry with probability 0 is left out.
+DEFAULT_AUGMENT: dict[str, Any] = {
+    "hflip_p": 0.5,
+    "rotate_limit": 10.0,
+    "rotate_p": 0.5,
+    "brightness_range": (0.5, 2.0),
+    "brightness_p": 0.5,
+    "scale_range": (0.8, 1.2),
+    "scale_p": 0.5,
+}
+
+
+def content_shape(height: int, width: int, size: int, mode: str) -> tuple[int, int]:
+    """Size ``(h, w)`` of the resized image inside the ``size x size`` input (SAM's rounding)."""
+    if mode == "plain":
+        return size, size
+    if mode != "longest_pad":
+        raise DatasetError(f"resize: unknown mode {mode!r} (valid: {', '.join(RESIZE_MODES)})")
+    scale = size / max(height, width)
+    return max(1, int(height * scale + 0.5)), max(1, int(width * scale + 0.5))
+
+
+def square_pad(height: int, width: int, size: int, mode: str) -> np.ndarray:
+    """Padding ``(top, bottom, left, right)`` int64 around an ``(H, W)`` image resized into ``size x size``."""
+    h, w = content_shape(height, width, size, mode)
+    return np.array([0, size - h, 0, size - w], dtype=np.int64)
+
+
+def _resize(array: np.ndarray, shape: tuple[int, int], nearest: bool) -> np.ndarray:
+    h, w = shape
+    if nearest:
+        interpolation = cv2.INTER_NEAREST
+    else:
+        # Area averaging keeps thin vessels from aliasing away when shrinking by 2x or more; below that,
+        # bilinear loses nothing visible and is several times faster (e.g. DRIVE's 584 -> 512).
+        shrink = min(h / array.shape[0], w / array.shape[1])
+        interpolation = cv2.INTER_AREA if shrink <= 0.5 else cv2.INTER_LINEAR
+    out = cv2.resize(array, (w, h), interpolation=interpolation)
+    return out.reshape(h, w, *array.shape[2:])  # cv2 drops a trailing channel axis of size 1
+
+
+def fit_to_square(
+    image: np.ndarray, labels: np.ndarray, size: int, mode: str
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Resize an image and its label channels to the ``size x size`` model input.
+
+    Args:
+        image: ``(H, W, 3)`` uint8.
+        labels: ``(H, W, K)`` uint8 binary channels (masks and FOV), resized with nearest neighbour only.
+        size: the model input side ``S``.
+        mode: ``longest_pad`` or ``plain``.
+
+    Returns:
+        image ``(S, S, 3)`` uint8, labels ``(S, S, K)`` uint8, pad ``(4,)`` int64 (top, bottom, left, right).
+    """
+    pad = square_pad(*image.shape[:2], size, mode)
+    h, w = size - pad[0] - pad[1], size - pad[2] - pad[3]
+    image = _resize(image, (h, w), nearest=False)
+    labels = _resize(labels, (h, w), nearest=True)
+    if pad.any():
+        image = np.pad(image, ((0, pad[1]), (0, pad[3]), (0, 0)))
+        labels = np.pad(labels, ((0, pad[1]), (0, pad[3]), (0, 0)))
+    return image, labels, pad
+
+
+def to_original(pred: torch.Tensor, orig_size: Any, pad: Any) -> torch.Tensor:
+    """Map a model-resolution prediction ``(C, S, S)`` back to the original pixels ``(C, H, W)``.
+
+    The padding given by ``pad = (top, bottom, left, right)`` is cropped, then the rest is resized to
+    ``orig_size = (H, W)``: bilinearly for floating-point input (logits or probabilities), by nearest
+    neighbour for bool or integer input, which keeps its dtype.
+    """
+    height, width = (int(v) for v in orig_size)
+    top, bottom, left, right = (int(v) for v in pad)
+    size_h, size_w = pred.shape[-2:]
+    crop = pred[..., top : size_h - bottom, left : size_w - right]
+    if pred.is_floating_point():
+        out = F.interpolate(crop[None], size=(height, width), mode="bilinear", align_corners=False)
+        return out[0]
+    out = F.interpolate(crop[None].float(), size=(height, width), mode="nearest-exact")
+    return out[0].to(pred.dtype)
+
+
+def _range(cfg: Mapping[str, Any], key: str) -> tuple[float, float]:
+    try:
+        low, high = (float(v) for v in cfg[key])
+    except (TypeError, ValueError) as err:
+        raise DatasetError(f"augment.{key}: expected [low, high], got {cfg[key]!r}") from err
+    if not 0 < low <= high:
+        raise DatasetError(f"augment.{key}: expected 0 < low <= high, got [{low}, {high}]")
+    return low, high
+
+
+def build_augmentation(settings: Mapping[str, Any] | None) -> A.Compose | None:
+    """An albumentations pipeline from ``settings`` (keys of ``DEFAULT_AUGMENT``; missing keys = default).
+
+    ``None`` or an empty pipeline (every probability 0) gives ``None``. Image resampling is bilinear, mask
+    resampling nearest-neighbour, borders are filled with 0, so label channels stay exactly binary.
+
+    Raises:
+        DatasetError: an unknown key or an invalid value.
+    """
+    if settings is None:
+        return None
+    unknown = set(settings) - set(DEFAULT_AUGMENT)
+    if unknown:
+        raise DatasetError(f"augment: unknown keys {sorted(unknown)} (valid: {', '.join(DEFAULT_AUGMENT)})")
+    cfg = {**DEFAULT_AUGMENT, **settings}
+    for key in ("hflip_p", "rotate_p", "brightness_p", "scale_p"):
+        if not 0.0 <= float(cfg[key]) <= 1.0:
+            raise DatasetError(f"augment.{key}: probability {cfg[key]} is outside [0, 1]")
+    warp = {
+        "interpolation": cv2.INTER_LINEAR,
+        "mask_interpolation": cv2.INTER_NEAREST,
+        "border_mode": cv2.BORDER_CONSTANT,
+        "fill": 0,
+        "fill_mask": 0,
+    }
+    limit = float(cfg["rotate_limit"])
+    scale, brightness = _range(cfg, "scale_range"), _range(cfg, "brightness_range")
+    steps = [
+        (cfg["hflip_p"], lambda p: A.HorizontalFlip(p=p)),
+        (cfg["rotate_p"], lambda p: A.Affine(rotate=(-limit, limit), p=p, **warp)),
+        (cfg["scale_p"], lambda p: A.Affine(scale=scale, p=p, **warp)),
+        # Multiplying by a factor is torchvision's brightness (the authors' choice), clipped to 255.
+        (cfg["brightness_p"], lambda p: A.MultiplicativeNoise(multiplier=brightness, p=p)),
+    ]
+    transforms = [make(float(p)) for p, make in steps if float(p) > 0]
+    return A.Compose(transforms) if transforms else None
+
+
+def augment(
+    pipeline: A.Compose, image: np.ndarray, labels: np.ndarray, seed: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """Apply ``pipeline`` jointly to ``image (S, S, 3)`` uint8 and ``labels (S, S, K)`` uint8.
+
+    ``seed`` fixes this call's random draws: albumentations seeds its generators once at construction, so
+    forked DataLoader workers would otherwise repeat each other's augmentations.
+    """
+    pipeline.set_random_state(np.random.default_rng(seed), random.Random(seed))
+    out = pipeline(image=image, mask=labels)
+    return out["image"], out["mask"]
