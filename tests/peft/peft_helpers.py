@@ -1,0 +1,40 @@
+"""Helpers of the PEFT tests: the tiny SAM, its target layers and per-method options that fit it."""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from salt.model import build_sam, set_trainable
+from salt.model.trainable import PAPER_POLICY
+from salt.peft import METHODS, inject
+
+# The image-encoder layers of configs/peft/*.yaml: attention, MLP and neck convs.
+TARGETS = r"image_encoder\.(blocks\.\d+\.(attn\.(qkv|proj)|mlp\.lin[12])|neck\.[02])"
+# Ranks that fit the tiny encoder (width 32, so k = 32 everywhere); other options stay at their defaults.
+TINY_OPTIONS: dict[str, dict] = {"salt": {"rank": 0.5, "lora_rank": 2}, "lora": {"rank": 2}}
+METHOD_NAMES = sorted(METHODS)
+SEED = 0
+
+
+def tiny_sam(seed: int = SEED) -> nn.Module:
+    """The tiny SAM at 64 px with the paper's trainable groups, its weights fixed by ``seed``."""
+    torch.manual_seed(seed)
+    model = build_sam("tiny", img_size=64)
+    set_trainable(model, PAPER_POLICY)
+    return model
+
+
+def adapted_sam(method: str, seed: int = SEED) -> nn.Module:
+    """:func:`tiny_sam` with ``method`` injected into :data:`TARGETS`."""
+    model = tiny_sam(seed)
+    inject(model, method, TARGETS, **TINY_OPTIONS.get(method, {}))
+    return model
+
+
+def perturb_(params: dict[str, nn.Parameter], scale: float = 0.1, seed: int = 1) -> None:
+    """Add seeded noise to ``params`` in place, standing in for training."""
+    generator = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        for _, param in sorted(params.items()):
+            param.add_(torch.randn(param.shape, generator=generator, dtype=param.dtype) * scale)
