@@ -1,0 +1,102 @@
+"""LightningDataModule over the canonical vessel data-set layout."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+import lightning as L
+import torch
+from torch.utils.data import DataLoader
+
+from salt.data import DatasetError, VesselDataset, ensure_synthetic
+
+log = logging.getLogger(__name__)
+
+
+class VesselDataModule(L.LightningDataModule):
+    """Train/val/test loaders of one data set (``configs/dataset/<name>.yaml``).
+
+    The synthetic data set is generated on first use when its folder is absent; any other missing folder is
+    an error that says how to prepare it. The data set checks run when the splits are built, so a broken
+    folder stops the run before training with the problems listed.
+
+    Args:
+        dataset: the ``dataset`` config (name, root, img_size, resize, num_classes, label_map, augment, ...).
+        batch_size, num_workers, pin_memory: DataLoader settings.
+        test_split: the split :meth:`test_dataloader` serves (``test`` normally; ``val``/``train`` for eval.py).
+    """
+
+    def __init__(
+        self,
+        dataset: dict,
+        batch_size: int = 2,
+        num_workers: int = 0,
+        pin_memory: bool = True,
+        test_split: str = "test",
+    ) -> None:
+        super().__init__()
+        self.cfg = dataset
+        self.batch_size = batch_size
+        self.num_workers = num_workers
+        self.pin_memory = pin_memory
+        self.test_split = test_split
+        self.datasets: dict[str, VesselDataset] = {}
+
+    @property
+    def root(self) -> Path:
+        return Path(self.cfg["root"])
+
+    def prepare_data(self) -> None:
+        synthetic = self.cfg.get("synthetic")
+        if synthetic is not None and not self.root.exists():
+            log.info("generating the synthetic data set in %s", self.root)
+            ensure_synthetic(self.root, **synthetic)
+        if not self.root.exists():
+            raise DatasetError(
+                f"data folder {self.root} not found: convert the official release with "
+                f"`python -m salt.data.prepare {self.cfg['name']} --src <release folder> --dst {self.root}` "
+                "(see datasets/README.md) or set dataset.root"
+            )
+
+    def _dataset(self, split: str, augment: bool) -> VesselDataset:
+        if split not in self.datasets:
+            self.datasets[split] = VesselDataset(
+                self.root,
+                split,
+                img_size=int(self.cfg["img_size"]),
+                resize=self.cfg.get("resize", "longest_pad"),
+                augment=self.cfg.get("augment") if augment else None,
+                label_map=self.cfg.get("label_map"),
+                num_classes=int(self.cfg["num_classes"]),
+                cache=bool(self.cfg.get("cache", True)),
+                **({"slice_axis": self.cfg["slice_axis"]} if "slice_axis" in self.cfg else {}),
+            )
+        return self.datasets[split]
+
+    def setup(self, stage: str | None = None) -> None:
+        if stage in (None, "fit"):
+            self._dataset("train", augment=True)
+            self._dataset("val", augment=False)
+        if stage in (None, "test", "validate"):
+            self._dataset(self.test_split, augment=False)
+
+    def _loader(self, split: str, shuffle: bool) -> DataLoader:
+        return DataLoader(
+            self.datasets[split],
+            batch_size=self.batch_size,
+            shuffle=shuffle,
+            num_workers=self.num_workers,
+            pin_memory=self.pin_memory and torch.cuda.is_available(),
+            persistent_workers=self.num_workers > 0,
+            drop_last=False,
+        )
+
+    def train_dataloader(self) -> DataLoader:
+        return self._loader("train", shuffle=True)
+
+    def val_dataloader(self) -> DataLoader:
+        return self._loader("val", shuffle=False)
+
+    def test_dataloader(self) -> DataLoader:
+        return self._loader(self.test_split, shuffle=False)

@@ -1,0 +1,63 @@
+"""Per-image evaluation of a batch: metrics at the model's resolution and at the original one, overlays."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from salt.metrics import segmentation_metrics
+from salt.viz import save_overlay
+
+
+def _rows(name: str, index: int, resolution: str, pred: Any, gt: Any, fov: Any) -> list[dict]:
+    rows = []
+    for c in range(pred.shape[0]):
+        metrics = segmentation_metrics(pred[c], gt[c], fov=fov)
+        rows.append({"name": name, "index": index, "class": c, "resolution": resolution, **metrics})
+    return rows
+
+
+def evaluate_batch(
+    logits: torch.Tensor,
+    batch: dict,
+    threshold: float,
+    dataset: Any | None = None,
+    overlay_dir: Path | None = None,
+    overlays: int = 0,
+) -> list[dict]:
+    """Dice/HD95 rows for every image and class of a batch.
+
+    Args:
+        logits: ``(B, C, S, S)`` network output.
+        batch: a collated batch of :class:`salt.data.VesselDataset` items (``mask (B, C, S, S)``,
+            ``fov (B, 1, S, S)``, ``name``, ``index``).
+        threshold: probability above which a pixel is foreground.
+        dataset: the batch's dataset; when given, predictions are also mapped back to each image's original
+            size and scored against the original mask and field of view (``resolution="original"`` rows).
+        overlay_dir: where overlay PNGs go (original resolution when ``dataset`` is given).
+        overlays: overlays are written for cases whose dataset index is below this number.
+
+    Returns:
+        One dict per (image, class, resolution): ``name, index, class, resolution, dice, hd95, case``.
+    """
+    probs = torch.sigmoid(logits).cpu()  # (B, C, S, S)
+    masks = batch["mask"].cpu() > 0.5  # (B, C, S, S)
+    fovs = batch["fov"].cpu()[:, 0].bool()  # (B, S, S)
+    rows: list[dict] = []
+    for i in range(len(probs)):
+        name, index = str(batch["name"][i]), int(batch["index"][i])
+        pred = probs[i] > threshold  # (C, S, S)
+        rows += _rows(name, index, "model", pred.numpy(), masks[i].numpy(), fovs[i].numpy())
+        image, pred_show, gt_show = None, pred.any(0).numpy(), masks[i].any(0).numpy()
+        if dataset is not None:
+            original = dataset.original(index)
+            pred_o = (dataset.to_original(probs[i], index) > threshold).numpy()  # (C, H, W)
+            rows += _rows(name, index, "original", pred_o, original["mask"], original["fov"])
+            image, pred_show, gt_show = original["image"], pred_o.any(0), original["mask"].any(0)
+        if overlay_dir is not None and index < overlays:
+            if image is None:
+                image = batch["image"][i].permute(1, 2, 0).clamp(0, 255).byte().cpu().numpy()  # (S, S, 3)
+            save_overlay(overlay_dir / f"{name}.png", image, pred_show, gt_show)
+    return rows

@@ -1,0 +1,172 @@
+"""The training and evaluation jobs behind ``train.py`` and ``eval.py``."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+import lightning as L
+from hydra.core.hydra_config import HydraConfig
+from hydra.types import RunMode
+from hydra.utils import instantiate
+from lightning.pytorch.strategies.launchers import _SubprocessScriptLauncher
+from omegaconf import DictConfig, OmegaConf
+
+from salt.model import parameter_summary
+from salt.peft import count_adapter_parameters, save_adapter
+from salt.train.callbacks import InterruptCheckpoint
+from salt.train.datamodule import VesselDataModule
+from salt.train.errors import ConfigError
+from salt.train.loading import load_trained
+from salt.train.module import SegmentationModule
+from salt.train.outputs import write_results
+
+log = logging.getLogger(__name__)
+
+
+def parameter_report(module: SegmentationModule, cfg: dict) -> dict:
+    """Trainable/total counts against SAM alone and in the paper's convention, with adapter breakdown."""
+    summary = parameter_summary(module.model, paper_denominator=cfg["model"].get("paper_param_denominator"))
+    summary["adapters"] = count_adapter_parameters(module.model)
+    return summary
+
+
+def _instantiate_all(group: DictConfig | None) -> list:
+    return [instantiate(c) for c in (group or {}).values() if c is not None and "_target_" in c]
+
+
+def _check_launch(trainer: L.Trainer) -> None:
+    # Lightning's ddp strategy starts the other processes of a node by running the command line again (unless
+    # a cluster manager such as SLURM started them); inside a Hydra multirun that command line is the whole
+    # sweep, so every process would start every run of it.
+    environment = getattr(trainer.strategy, "cluster_environment", None)
+    relaunches = (
+        isinstance(getattr(trainer.strategy, "launcher", None), _SubprocessScriptLauncher)
+        and environment is not None
+        and not environment.creates_processes_externally
+        and trainer.num_devices > 1
+    )
+    if relaunches and HydraConfig.initialized() and HydraConfig.get().mode == RunMode.MULTIRUN:
+        raise ConfigError(
+            f"trainer=ddp with {trainer.num_devices} processes per node cannot run inside a multirun (-m or an "
+            "experiment's hydra.mode=MULTIRUN): start each run on its own with hydra.mode=RUN and its overrides"
+        )
+
+
+def train(cfg: DictConfig) -> dict:
+    """Fit, pick the best checkpoint by validation Dice, test it, and write the run's outputs.
+
+    With ``fit: false`` nothing is trained: the model as built (pretrained weights, initial adapters and
+    prompts) is tested and ``metrics.json`` records the run as ``task: eval`` (the zero-shot row).
+
+    Returns:
+        The content of ``metrics.json`` (empty when testing is off or the run was interrupted).
+    """
+    fit = bool(cfg.get("fit", True))
+    if not fit and not cfg.get("test", True):
+        raise ConfigError("fit=false and test=false leave nothing to do")
+    if not fit and cfg.get("ckpt_path"):
+        raise ConfigError("fit=false tests the model as built; to test a checkpoint use eval.py ckpt=...")
+    out_dir = Path(cfg.paths.output_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    L.seed_everything(int(cfg.seed), workers=True)
+    plain = OmegaConf.to_container(cfg, resolve=True)
+
+    datamodule = VesselDataModule(plain["dataset"], **plain["data"])
+    datamodule.prepare_data()
+    datamodule.setup("fit")
+    module = SegmentationModule(plain)
+    module.output_dir = out_dir
+    params = parameter_report(module, plain)
+
+    ckpt_dir = out_dir / "checkpoints"
+    interrupt = InterruptCheckpoint(ckpt_dir)
+    callbacks = [*_instantiate_all(cfg.get("callbacks")), interrupt]
+    loggers = _instantiate_all(cfg.get("logger")) or False
+    trainer: L.Trainer = instantiate(cfg.trainer, callbacks=callbacks, logger=loggers)
+    _check_launch(trainer)
+    if trainer.is_global_zero:
+        (out_dir / "config.yaml").write_text(OmegaConf.to_yaml(cfg, resolve=True))
+    if fit:
+        trainer.fit(module, datamodule=datamodule, ckpt_path=cfg.get("ckpt_path"))
+        if trainer.interrupted:
+            return {}
+
+    best = trainer.checkpoint_callback.best_model_path if trainer.checkpoint_callback else ""
+    history = list(module.history)
+    result: dict = {}
+    if cfg.get("test", True):
+        datamodule.setup("test")
+        trainer.test(module, datamodule=datamodule, ckpt_path=best or None, verbose=False)
+        module.history = history
+        if trainer.is_global_zero:
+            info = {
+                "task": "train" if fit else "eval",
+                "dataset": plain["dataset"]["name"],
+                "split": "test",
+                "method": module.build_info["peft"]["method"],
+                "model": plain["model"]["variant"],
+                "seed": plain["seed"],
+                "checkpoint": best or None,
+                "pretrained": module.build_info["checkpoint"],
+                "params": params,
+                "best_val": _best_val(history),
+                "epochs": trainer.current_epoch,
+                "global_step": trainer.global_step,
+                "config": plain,
+            }
+            result = write_results(out_dir, module.test_rows, info)
+    if trainer.is_global_zero:
+        save_adapter(module.model, out_dir / "adapter.safetensors", metadata={"config": plain})
+        _report(result, out_dir)
+    return result
+
+
+def _best_val(history: list[dict]) -> dict | None:
+    scored = [h for h in history if "val/dice" in h]
+    return max(scored, key=lambda h: h["val/dice"]) if scored else None
+
+
+def _report(result: dict, out_dir: Path) -> None:
+    mean = result.get("mean") or {}
+    if "dice" in mean:
+        log.info(
+            "test: Dice %.4f  HD95 %.2f px over %d cases (model resolution)",
+            mean["dice"],
+            mean["hd95"],
+            mean["n_cases"],
+        )
+    log.info("outputs in %s", out_dir)
+
+
+def evaluate(cfg: DictConfig) -> dict:
+    """Evaluate a trained checkpoint on one split and write metrics.json, per_case.csv and overlays."""
+    out_dir = Path(cfg.paths.output_dir)
+    plain = OmegaConf.to_container(cfg, resolve=True)
+    module, run_cfg = load_trained(cfg.ckpt, cfg.get("base_checkpoint"), plain.get("dataset"))
+    module.output_dir = out_dir
+    module.cfg["eval"] = {**run_cfg.get("eval", {}), **plain["eval"]}
+    module.threshold = float(plain["eval"]["threshold"])
+    datamodule = VesselDataModule(
+        run_cfg["dataset"], batch_size=int(cfg.batch_size), num_workers=0, test_split=str(cfg.split)
+    )
+    datamodule.prepare_data()
+    datamodule.setup("test")
+    accelerator = "auto" if cfg.device == "auto" else ("gpu" if cfg.device == "cuda" else cfg.device)
+    trainer = L.Trainer(accelerator=accelerator, devices=1, logger=False, enable_checkpointing=False)
+    trainer.test(module, datamodule=datamodule, verbose=False)
+    info = {
+        "task": "eval",
+        "dataset": run_cfg["dataset"]["name"],
+        "split": str(cfg.split),
+        "method": module.build_info["peft"]["method"],
+        "model": run_cfg["model"]["variant"],
+        "seed": run_cfg.get("seed"),
+        "checkpoint": str(cfg.ckpt),
+        "pretrained": module.build_info["checkpoint"],
+        "params": parameter_report(module, run_cfg),
+        "config": run_cfg,
+    }
+    result = write_results(out_dir, module.test_rows, info)
+    _report(result, out_dir)
+    return result

@@ -1,0 +1,82 @@
+"""Every option of every config group composes with train.yaml and resolves; eval/predict configs compose."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from hydra import compose, initialize_config_dir
+from hydra.core.hydra_config import HydraConfig
+from omegaconf import OmegaConf
+
+CONFIGS = Path(__file__).resolve().parents[1] / "configs"
+GROUPS = (
+    "dataset",
+    "model",
+    "peft",
+    "trainer",
+    "logger",
+    "callbacks",
+    "paths",
+    "hydra",
+    "debug",
+    "experiment",
+)
+
+
+def options(group: str) -> list[str]:
+    return sorted(p.stem for p in (CONFIGS / group).glob("*.yaml"))
+
+
+def _compose(name: str, overrides: list[str]) -> dict:
+    with initialize_config_dir(config_dir=str(CONFIGS), version_base="1.3"):
+        cfg = compose(name, overrides=overrides, return_hydra_config=True)
+        OmegaConf.set_readonly(cfg, False)
+        OmegaConf.set_struct(cfg, False)
+        cfg.hydra.runtime.output_dir = "/tmp/salt-config-test"
+        HydraConfig.instance().set_config(cfg)
+        del cfg["hydra"]
+        return OmegaConf.to_container(cfg, resolve=True)
+
+
+CASES = [(group, option) for group in GROUPS for option in options(group)]
+
+
+@pytest.mark.parametrize(("group", "option"), CASES, ids=[f"{g}={o}" for g, o in CASES])
+def test_every_option_composes(group: str, option: str) -> None:
+    cfg = _compose("train", [f"{group}={option}"])
+    for key in ("dataset", "model", "peft", "trainer", "optim", "loss", "data", "eval"):
+        assert key in cfg, key
+    assert cfg["trainer"]["_target_"] == "lightning.pytorch.Trainer"
+
+
+def test_every_group_has_options() -> None:
+    for group in ("dataset", "model", "peft", "trainer", "logger", "debug"):
+        assert options(group), group
+
+
+def test_defaults_are_the_embedded_job() -> None:
+    cfg = _compose("train", [])
+    assert cfg["dataset"]["name"] == "synthetic"
+    assert cfg["model"]["variant"] == "vit_b"
+    assert cfg["peft"]["method"] == "salt"
+    assert cfg["optim"]["lr"] == pytest.approx(1e-4) and cfg["optim"]["weight_decay"] == pytest.approx(1e-2)
+    assert cfg["loss"]["alpha"] == 0.75 and cfg["loss"]["gamma"] == 3
+
+
+@pytest.mark.parametrize("name", ["eval", "predict"])
+def test_eval_and_predict_compose(name: str) -> None:
+    cfg = _compose(
+        name, ["ckpt=somewhere", "input=a", "output=b"] if name == "predict" else ["ckpt=somewhere"]
+    )
+    assert cfg["ckpt"] == "somewhere"
+
+
+def test_eval_takes_a_dataset_group() -> None:
+    cfg = _compose("eval", ["ckpt=x", "dataset=drive"])
+    assert cfg["dataset"]["name"] == "drive"
+
+
+def test_experiment_files_start_with_package_global() -> None:
+    for path in (CONFIGS / "experiment").glob("*.yaml"):
+        assert path.read_text().splitlines()[0] == "# @package _global_", path.name

@@ -1,0 +1,57 @@
+"""Fixtures for end-to-end runs of the root scripts on the tiny model and a small synthetic data set."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def run_script(
+    script: str, *overrides: str, env: dict | None = None, timeout: int = 600
+) -> subprocess.CompletedProcess:
+    """Run ``python <script> overrides...`` from the project root; returns the finished process."""
+    full_env = {**os.environ, "OMP_NUM_THREADS": "2", "WANDB_MODE": "offline", **(env or {})}
+    full_env.pop("SALT_DEBUG", None)
+    return subprocess.run(
+        [sys.executable, str(ROOT / script), *overrides],
+        cwd=ROOT,
+        env=full_env,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
+
+
+def tiny_overrides(data_root: Path, run_dir: Path, *extra: str) -> list[str]:
+    """A two-epoch SALT run of the tiny SAM on a 12-image synthetic set of 64 px."""
+    return [
+        "model=sam_tiny",
+        "dataset=synthetic",
+        f"dataset.root={data_root}",
+        "dataset.img_size=64",
+        "dataset.synthetic.n=12",
+        "dataset.synthetic.size=96",
+        "trainer=cpu",
+        "trainer.max_epochs=2",
+        "data.batch_size=2",
+        "eval.overlays=2",
+        "optim.lr=0.01",
+        f"hydra.run.dir={run_dir}",
+        *extra,
+    ]
+
+
+@pytest.fixture(scope="session")
+def smoke_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """One finished tiny training run shared by the tests that read its outputs."""
+    base = tmp_path_factory.mktemp("smoke")
+    run_dir = base / "run"
+    proc = run_script("train.py", *tiny_overrides(base / "synthetic", run_dir))
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    return run_dir

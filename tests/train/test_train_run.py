@@ -1,0 +1,127 @@
+"""End-to-end: a tiny training run writes every output; eval and predict read it back."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from tests.train.conftest import run_script, tiny_overrides
+
+pytestmark = pytest.mark.slow
+
+
+def test_training_writes_every_output(smoke_run: Path) -> None:
+    for name in (
+        "config.yaml",
+        "metrics.json",
+        "per_case.csv",
+        "history.csv",
+        "curves.png",
+        "adapter.safetensors",
+    ):
+        assert (smoke_run / name).is_file(), name
+    assert (smoke_run / "checkpoints" / "best.ckpt").is_file()
+    assert (smoke_run / "checkpoints" / "last.ckpt").is_file()
+    overlays = sorted((smoke_run / "overlays").glob("*.png"))
+    assert len(overlays) == 2
+    metrics = json.loads((smoke_run / "metrics.json").read_text())
+    assert metrics["method"] == "salt"
+    n_test = metrics["mean"]["n_cases"]
+    assert n_test > 0 and len(metrics["per_case"]) == 2 * n_test
+    assert 0.0 <= metrics["mean"]["dice"] <= 1.0
+    assert sum(metrics["mean"]["cases"].values()) == n_test
+    assert metrics["mean_original"]["n_cases"] == n_test
+    params = metrics["params"]
+    assert 0 < params["trainable"] < params["total"]
+    assert params["groups"]["adapter"]["trainable"] > 0
+    assert metrics["epochs"] == 2
+    assert metrics["config"]["model"]["variant"] == "tiny"
+    assert "salt" in metrics["code_version"]
+
+
+def test_checkpoint_holds_only_trainable_tensors(smoke_run: Path) -> None:
+    state = torch.load(smoke_run / "checkpoints" / "last.ckpt", map_location="cpu", weights_only=False)
+    keys = set(state["state_dict"])
+    assert "model.class_tokens" in keys
+    assert not any(k.endswith("patch_embed.proj.weight") for k in keys)
+    assert not any(k.endswith((".U", ".S", ".Vh")) for k in keys)
+    assert {"optimizer_states", "loops", "salt"} <= set(state)
+    assert "rng" in state["salt"]
+
+
+def test_eval_reproduces_test_metrics(smoke_run: Path, tmp_path: Path) -> None:
+    out = tmp_path / "eval"
+    proc = run_script("eval.py", f"ckpt={smoke_run}", "split=test", f"hydra.run.dir={out}")
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    trained = json.loads((smoke_run / "metrics.json").read_text())
+    evaluated = json.loads((out / "metrics.json").read_text())
+    assert evaluated["mean"]["dice"] == pytest.approx(trained["mean"]["dice"], abs=1e-6)
+    assert evaluated["mean"]["hd95"] == pytest.approx(trained["mean"]["hd95"], abs=1e-6)
+    assert (out / "per_case.csv").is_file() and list((out / "overlays").glob("*.png"))
+
+
+def test_eval_from_adapter_file(smoke_run: Path, tmp_path: Path) -> None:
+    out = tmp_path / "eval_adapter"
+    proc = run_script("eval.py", f"ckpt={smoke_run / 'adapter.safetensors'}", f"hydra.run.dir={out}")
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    trained = json.loads((smoke_run / "metrics.json").read_text())
+    evaluated = json.loads((out / "metrics.json").read_text())
+    assert evaluated["mean"]["dice"] == pytest.approx(trained["mean"]["dice"], abs=1e-6)
+
+
+def test_predict_writes_masks_at_original_size(smoke_run: Path, tmp_path: Path) -> None:
+    src = tmp_path / "in"
+    src.mkdir()
+    Image.fromarray(np.random.default_rng(0).integers(0, 255, (70, 90, 3), dtype=np.uint8)).save(
+        src / "a.png"
+    )
+    Image.fromarray(np.random.default_rng(1).integers(0, 255, (50, 40), dtype=np.uint8)).save(src / "b.tif")
+    (src / "broken.png").write_bytes(b"not an image")
+    out = tmp_path / "pred"
+    proc = run_script(
+        "predict.py", f"ckpt={smoke_run}", f"input={src}", f"output={out}", f"hydra.run.dir={tmp_path / 'h'}"
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert Image.open(out / "a_mask.png").size == (90, 70)
+    assert Image.open(out / "b_mask.png").size == (40, 50)
+    assert (out / "a_overlay.png").is_file()
+    assert not (out / "broken_mask.png").exists()
+    assert "broken.png" in proc.stdout + proc.stderr
+
+
+def test_missing_data_folder_says_how_to_prepare(tmp_path: Path) -> None:
+    proc = run_script(
+        "train.py",
+        "model=sam_tiny",
+        "dataset=drive",
+        f"dataset.root={tmp_path / 'nowhere'}",
+        f"hydra.run.dir={tmp_path / 'run'}",
+    )
+    assert proc.returncode == 1
+    assert "salt.data.prepare drive" in proc.stdout + proc.stderr
+    assert "Traceback" not in proc.stdout + proc.stderr
+    assert not (tmp_path / "run").exists()
+
+
+def test_missing_checkpoint_says_where_to_get_it(tmp_path: Path) -> None:
+    overrides = tiny_overrides(
+        tmp_path / "synthetic", tmp_path / "run", f"model.checkpoint={tmp_path / 'sam.pth'}"
+    )
+    proc = run_script("train.py", *overrides)
+    assert proc.returncode == 1
+    assert "checkpoints/README.md" in proc.stdout + proc.stderr
+    assert "Traceback" not in proc.stdout + proc.stderr
+
+
+def test_non_finite_loss_stops_with_a_message(tmp_path: Path) -> None:
+    overrides = tiny_overrides(
+        tmp_path / "synthetic", tmp_path / "run", "optim.lr=1e30", "trainer.gradient_clip_val=null"
+    )
+    proc = run_script("train.py", *overrides)
+    assert proc.returncode == 1, proc.stderr[-2000:]
+    assert "loss became" in proc.stdout + proc.stderr

@@ -1,0 +1,22 @@
+"""Train a PEFT method on SAM: `python train.py dataset=drive peft=salt` (see configs/train.yaml)."""
+
+import os
+from pathlib import Path
+
+os.environ.setdefault("SALT_ROOT", str(Path(__file__).resolve().parent))
+
+import hydra
+from omegaconf import DictConfig
+
+
+@hydra.main(version_base="1.3", config_path="configs", config_name="train")
+def main(cfg: DictConfig) -> float | None:
+    from salt.train.cli import run_job
+    from salt.train.run import train
+
+    result = run_job(train, cfg) or {}
+    return (result.get("mean") or {}).get("dice")
+
+
+if __name__ == "__main__":
+    main()
