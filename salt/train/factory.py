@@ -47,7 +47,10 @@ def peft_options(cfg: Mapping) -> dict:
     peft = dict(_plain(cfg["peft"]))
     overrides = (_plain(cfg["model"]).get("peft_overrides") or {}).get(peft["method"], {})
     if overrides:
-        log.info("model %s overrides PEFT options %s", cfg["model"]["variant"], overrides)
+        changes = ", ".join(
+            f"{k}: {peft.get(k)!r} -> {v!r}" for k, v in overrides.items() if peft.get(k) != v
+        )
+        log.warning("model.peft_overrides of %s replace peft options: %s", cfg["model"]["variant"], changes)
     return {**peft, **overrides}
 
 

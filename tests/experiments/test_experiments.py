@@ -1,0 +1,151 @@
+"""Every experiment composes, sweeps by itself, and launches one run per table cell and seed."""
+
+from __future__ import annotations
+
+import functools
+import itertools
+from pathlib import Path
+
+import pytest
+from hydra.types import RunMode
+
+from salt.results.paper import PAPER_DATASETS, PAPER_TABLE1
+from salt.train.factory import peft_options, resolve_checkpoint
+from tests.experiments.sweeps import (
+    EXPERIMENTS,
+    REDUCED_TABLE1_ROWS,
+    axes,
+    compose_run,
+    describe,
+    hydra_configs,
+    sweep_runs,
+)
+
+TABLE1 = ("table1", "table1_zero_shot", "table1_classic")
+FULL_SIZE = (*TABLE1, "rank_ablation")
+# Experiment -> the runs it launches, as its header comment and docs/reproduce.md state them.
+RUN_COUNTS = {
+    "table1": 75,
+    "table1_zero_shot": 15,
+    "table1_classic": 90,
+    "rank_ablation": 48,
+    "table1_reduced": 10,
+    "table1_zero_shot_reduced": 2,
+    "table1_classic_reduced": 12,
+    "rank_ablation_reduced": 16,
+}
+
+
+@functools.cache
+def _axis_runs(experiment: str) -> dict[str, list[dict]]:
+    """Swept key -> one described run per value, the other keys at their first value (composed once)."""
+    with hydra_configs():
+        grid = axes(compose_run(experiment, []))
+        first = [values[0] for values in grid.values()]
+        return {
+            key: [describe(compose_run(experiment, [*first[:i], value, *first[i + 1 :]])) for value in values]
+            for i, (key, values) in enumerate(grid.items())
+        }
+
+
+def _cells(axis_runs: dict[str, list[dict]]) -> set[tuple[str, str, int]]:
+    """(row, data set, seed) of every run of the product, each part taken from the axis that sets it."""
+    varying = {
+        part: [r[part] for runs in axis_runs.values() for r in runs if r[part] != runs[0][part]]
+        for part in ("row", "dataset", "seed")
+    }
+    base = next(iter(axis_runs.values()))[0]
+    values = {part: sorted({base[part], *varying[part]}, key=str) for part in varying}
+    return set(itertools.product(values["row"], values["dataset"], values["seed"]))
+
+
+def test_every_experiment_is_checked() -> None:
+    assert set(EXPERIMENTS) == {*RUN_COUNTS, "reduced"}
+
+
+@pytest.mark.parametrize("experiment", sorted(RUN_COUNTS))
+def test_experiment_sweeps_its_runs(experiment: str) -> None:
+    with hydra_configs():
+        cfg = compose_run(experiment, [])
+    runs = sweep_runs(cfg)
+    assert cfg.hydra.mode == RunMode.MULTIRUN  # `python train.py experiment=<name>` launches the sweep
+    assert len(runs) == RUN_COUNTS[experiment]
+    assert len({tuple(run) for run in runs}) == len(runs)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("experiment", sorted(RUN_COUNTS))
+def test_each_run_is_its_own_cell_and_folder(experiment: str) -> None:
+    axis_runs = _axis_runs(experiment)
+    for key, runs in axis_runs.items():
+        # Every value of a swept key changes the run's identity and the folder it writes to.
+        identities = {(r["row"], r["dataset"], r["seed"], str(r["job"]["peft"])) for r in runs}
+        assert len(identities) == len(runs), key
+        assert len({r["subdir"] for r in runs}) == len(runs), key
+    if experiment.startswith("table1"):
+        assert len(_cells(axis_runs)) == RUN_COUNTS[experiment]
+
+
+@pytest.mark.slow
+def test_table1_experiments_cover_the_paper_table() -> None:
+    cells = set()
+    for experiment in TABLE1:
+        cells |= {(row, dataset) for row, dataset, _ in _cells(_axis_runs(experiment))}
+    assert cells == set(itertools.product(PAPER_TABLE1, PAPER_DATASETS))
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("experiment", sorted(REDUCED_TABLE1_ROWS))
+def test_reduced_table1_rows(experiment: str) -> None:
+    cells = _cells(_axis_runs(experiment))
+    assert {row for row, _, _ in cells} == REDUCED_TABLE1_ROWS[experiment]
+    assert len({dataset for _, dataset, _ in cells}) == 2
+
+
+@pytest.mark.parametrize("experiment", FULL_SIZE)
+def test_full_size_experiments_use_the_paper_settings(experiment: str) -> None:
+    with hydra_configs():
+        job = describe(compose_run(experiment, []))["job"]
+    assert job["dataset"]["img_size"] == 512
+    assert job["trainer"]["accelerator"] == "gpu" and job["trainer"]["devices"] == 1
+    assert (job["optim"]["name"], job["optim"]["lr"], job["optim"]["weight_decay"]) == ("adamw", 1e-4, 1e-2)
+    assert job["optim"]["schedule"] == "constant"
+    assert (job["loss"]["alpha"], job["loss"]["gamma"], job["loss"]["smooth"]) == (0.75, 3.0, 1.0)
+    if job["fit"]:
+        assert job["trainer"]["max_epochs"] == 200
+    if job["model"]["family"] == "sam":
+        # An explicit file, so a missing download stops the run instead of training random weights.
+        weights = resolve_checkpoint(job["model"], job["paths"]["checkpoint_dir"])
+        assert job["model"]["variant"] == "vit_b"
+        assert Path(weights) == Path(job["paths"]["checkpoint_dir"]) / "sam_vit_b_01ec64.pth"
+
+
+def test_zero_shot_trains_nothing() -> None:
+    with hydra_configs():
+        for experiment in ("table1_zero_shot", "table1_zero_shot_reduced"):
+            job = describe(compose_run(experiment, []))["job"]
+            assert job["fit"] is False and job["test"] is True
+            assert job["peft"]["method"] == "none" and job["model"]["trainable"] == []
+
+
+@pytest.mark.parametrize("experiment", ["rank_ablation", "rank_ablation_reduced"])
+def test_rank_ablation_reaches_the_adapters(experiment: str) -> None:
+    with hydra_configs():
+        grid = axes(compose_run(experiment, []))
+        last = [values[-1] for values in grid.values()]
+        job = describe(compose_run(experiment, last))["job"]
+    wanted = dict(override.split("=", 1) for override in last)
+    options = peft_options(job)  # what the SALT injection receives, model overrides applied
+    assert options["rank"] == int(wanted["peft.rank"])
+    assert options["lora_rank"] == int(wanted["peft.lora_rank"])
+    assert options["rank_pattern"] == {
+        r"mlp\.lin[12]": int(wanted["ablation.mlp_rank"]),
+        r"neck\.[02]": int(wanted["ablation.neck_rank"]),
+    }
+
+
+def test_reduced_salt_keeps_the_swept_l() -> None:
+    # The tiny model's own l (4) must not replace the l of the method being swept.
+    with hydra_configs():
+        job = describe(compose_run("table1_reduced", ["+method=salt_l256"]))["job"]
+    assert peft_options(job)["lora_rank"] == 256
