@@ -24,7 +24,7 @@ def test_dataset_config_is_complete_and_usable(name: str) -> None:
     cfg = OmegaConf.merge({"paths": {"data_dir": "/data"}}, {"dataset": OmegaConf.load(path)}).dataset
     assert set(cfg) >= KEYS, KEYS - set(cfg)
     assert cfg.name == name and cfg.root == f"/data/{name}"
-    assert cfg.img_size == (256 if name == "synthetic" else 512)
+    assert cfg.img_size == (224 if name == "synthetic" else 512)
     assert cfg.resize in RESIZE_MODES and len(cfg.class_names) == cfg.num_classes
     normalise_label_map(cfg.label_map, cfg.num_classes)
     assert build_augmentation(cfg.augment) is not None

@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 from hydra.types import RunMode
 
+from salt.experiments import CONFIGS
 from salt.results.paper import PAPER_DATASETS, PAPER_TABLE1
 from salt.train.factory import peft_options, resolve_checkpoint
 from tests.experiments.sweeps import (
@@ -149,3 +150,26 @@ def test_reduced_salt_keeps_the_swept_l() -> None:
     with hydra_configs():
         job = describe(compose_run("table1_reduced", ["+method=salt_l256"]))["job"]
     assert peft_options(job)["lora_rank"] == 256
+
+
+def test_list_runs_script_prints_every_run() -> None:
+    import subprocess
+    import sys
+
+    proc = subprocess.run(
+        [sys.executable, str(CONFIGS.parent / "scripts" / "list_runs.py"), "table1", "dataset=drive"],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert proc.returncode == 0, proc.stderr
+    lines = proc.stdout.splitlines()
+    assert lines[-1] == "15 runs"
+    assert sum(line.startswith("#") for line in lines) == 15
+    assert any("SALT (rank 256)" in line and "drive" in line for line in lines)
+    bad = subprocess.run(
+        [sys.executable, str(CONFIGS.parent / "scripts" / "list_runs.py"), "nope"],
+        capture_output=True,
+        text=True,
+    )
+    assert bad.returncode == 2 and "valid:" in bad.stderr
