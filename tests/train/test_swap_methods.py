@@ -45,7 +45,9 @@ def _common(root: Path) -> list[str]:
 
 def test_sweep_over_methods_on_drive(drive_root: Path, tmp_path: Path) -> None:
     sweep = tmp_path / "sweep"
-    proc = run_script("train.py", "-m", "peft=salt,lora,svd,full", *_common(drive_root), f"hydra.sweep.dir={sweep}")
+    proc = run_script(
+        "train.py", "-m", "peft=salt,lora,svd,full", *_common(drive_root), f"hydra.sweep.dir={sweep}"
+    )
     assert proc.returncode == 0, proc.stderr[-3000:]
     results = [json.loads(p.read_text()) for p in sorted(sweep.glob("*/metrics.json"))]
     assert [r["method"] for r in results] == ["salt", "lora", "svd", "full"]
@@ -60,7 +62,9 @@ def test_sweep_over_methods_on_drive(drive_root: Path, tmp_path: Path) -> None:
 
 def test_decoder_only_tuning(drive_root: Path, tmp_path: Path) -> None:
     run = tmp_path / "decoder"
-    proc = run_script("train.py", "peft=none", "model.trainable=[decoder]", *_common(drive_root), f"hydra.run.dir={run}")
+    proc = run_script(
+        "train.py", "peft=none", "model.trainable=[decoder]", *_common(drive_root), f"hydra.run.dir={run}"
+    )
     assert proc.returncode == 0, proc.stderr[-3000:]
     result = json.loads((run / "metrics.json").read_text())
     groups = result["params"]["groups"]
