@@ -87,15 +87,19 @@ class AdapterLayer(nn.Module, ABC):
             return self.apply_weight(x, self.cached_weight(), self.base_layer.bias)
         return self.train_forward(x)
 
+    def clear_cache(self) -> None:
+        """Drop the cached ``W'``; the next call without autograd rebuilds it."""
+        self._cache = None
+
     def train(self, mode: bool = True) -> AdapterLayer:
         """Set training mode; entering training frees the evaluation cache (parameters will change)."""
         if mode:
-            self._cache = None
+            self.clear_cache()
         return super().train(mode)
 
     def _apply(self, fn, recurse: bool = True):
         # .to()/.half()/.cuda() replace every tensor: the cached weight would keep the old device or dtype.
-        self._cache = None
+        self.clear_cache()
         return super()._apply(fn, recurse)
 
     def to_plain(self) -> nn.Linear | nn.Conv2d:

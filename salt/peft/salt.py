@@ -12,7 +12,9 @@ For ``W = U diag(s) V^T`` (k = min(out, in)), with trainable ``scale`` (alpha, r
 ``relu="full"`` (the authors' code) clamps every entry of C, so the ``(k-r) x (k-r)`` tail is formed.
 ``relu="diagonal"`` clamps only the diagonal entries of C (the adapted singular values), leaving the
 off-diagonal entries of X Y as they are: the tail is then ``diag(ReLU(d) - dxy) + X Y`` with
-``dxy = diag(X Y)`` and ``d = s[r:] + dxy``, applied in rank-l form without ever forming X Y.
+``dxy = diag(X Y)`` and ``d = s[r:] + dxy``, applied in rank-l form without ever forming X Y. It also
+allows the ``delta`` form: the frozen layer plus thin products through the directions whose scale changed
+and through X Y (:meth:`SaltLayer.delta_forward`), much cheaper than the basis form when r is small.
 """
 
 from __future__ import annotations
@@ -28,6 +30,10 @@ from salt.peft.registry import register
 from salt.peft.spectral import EXECUTION_FORMS, SpectralLayer
 
 RELU_MODES = ("full", "diagonal")
+SALT_FORMS = (*EXECUTION_FORMS, "delta")
+DELTA_NEEDS_DIAGONAL = (
+    "option execution='delta' needs relu='diagonal' (the full ReLU makes the tail block dense)"
+)
 INITS = ("zero", "paper")
 PAPER_INIT_STD = 0.01
 
@@ -42,6 +48,13 @@ def frobenius_of_product(x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
     return torch.where(positive, torch.sqrt(torch.where(positive, squared, 1.0)), 0.0)
 
 
+def _thin_rows_first(factor: torch.Tensor) -> torch.Tensor:
+    """``factor (c, l)`` as a view of a copy stored ``(l, c)``: a matmul's weight gradient takes the layout of its
+    operand, and CPU BLAS computes the ``(l, c)`` layout, a reduction over all tokens into l rows, several
+    times faster than the ``(c, l)`` one for small l."""
+    return factor.mT.contiguous().mT
+
+
 class SaltLayer(SpectralLayer):
     """SALT on one Linear or Conv2d (a Conv2d weight is used as ``(out, in * kh * kw)``).
 
@@ -50,7 +63,8 @@ class SaltLayer(SpectralLayer):
         rank: r, 1 <= r <= k; lora_rank: l >= 1.
         relu: ``full`` or ``diagonal`` (module docstring). init: ``zero`` (X kaiming-uniform, Y = 0: the
             layer equals the base layer at step 0) or ``paper`` (X, Y ~ N(0, 0.01^2)).
-        execution: ``auto``, ``basis`` or ``weight`` (see ``salt.peft.spectral``).
+        execution: ``auto``, ``basis``, ``weight`` (see ``salt.peft.spectral``) or, with
+            ``relu="diagonal"``, ``delta`` (:meth:`delta_forward`).
     """
 
     adapter_method = "salt"
@@ -64,6 +78,8 @@ class SaltLayer(SpectralLayer):
         init: str = "zero",
         execution: str = "auto",
     ) -> None:
+        if execution == "delta" and relu != "diagonal":
+            raise ValueError(DELTA_NEEDS_DIAGONAL)
         super().__init__(base_layer, rank, execution)
         self.lora_rank, self.relu = lora_rank, relu
         like = {"dtype": base_layer.weight.dtype, "device": base_layer.weight.device}
@@ -89,7 +105,7 @@ class SaltLayer(SpectralLayer):
         # split (not two slices): its backward concatenates instead of zero-filling two (..., k) buffers
         head, tail = m.split([r, self.k - r], dim=-1)  # (..., r), (..., k-r)
         head = head * top
-        x, y = self.lora_x.to(dtype), self.lora_y.to(dtype)
+        x, y = _thin_rows_first(self.lora_x.to(dtype)), self.lora_y.to(dtype)
         if self.relu == "full":
             core = torch.relu(torch.addmm(torch.diag(s[r:]), x, y))  # (k-r, k-r): ReLU needs every entry
             tail = tail @ (core.mT if transposed else core)
@@ -100,13 +116,77 @@ class SaltLayer(SpectralLayer):
             tail = tail * gain + low
         return torch.cat([head, tail], dim=-1)  # (..., k)
 
-    def core_multiply_adds(self, form: str, tokens: int, input_grad: bool) -> int:
-        """Tail-block multiply-adds, forward + backward (see :meth:`SpectralLayer.multiply_adds`)."""
-        c, low, o, g = self.k - self.rank, self.lora_rank, self.out_features, int(input_grad)
+    def core_multiply_adds(self, rows: int, input_grad: bool) -> int:
+        """Tail-block multiply-adds on ``rows`` rows, forward + backward (see :meth:`SpectralLayer.multiply_adds`)."""
+        c, low, g = self.k - self.rank, self.lora_rank, int(input_grad)
         if self.relu == "full":
-            # X Y and its two gradients, then the dense tail against N rows (basis) or the out rows of U.
-            return 3 * c * c * low + (tokens * c * c * (2 + g) if form == "basis" else 2 * o * c * c)
-        return tokens * c * low * (5 + g) if form == "basis" else 5 * o * c * low
+            # X Y and its two gradients, then the dense tail: forward, its gradient, the gradient to the rows.
+            return 3 * c * c * low + rows * c * c * (2 + g)
+        return rows * c * low * (5 + g)
+
+    def forms(self) -> tuple[str, ...]:
+        """``basis`` and ``weight``; with ``relu="diagonal"`` also ``delta``."""
+        return (*super().forms(), "delta") if self.relu == "diagonal" else super().forms()
+
+    def changed_directions(self) -> tuple[torch.Tensor, torch.Tensor]:
+        """Indices ``(m,)`` of the singular directions whose scale differs from ``s`` (relu="diagonal"),
+        and the change ``(m,)`` of each, autograd-connected to the parameters.
+
+        The r top directions change by ``ReLU(alpha s + beta) - s``. A tail diagonal entry
+        ``a = s + (X Y)_jj`` changes by ``ReLU(a) - a``, which is 0 (with gradient 0) unless the ReLU clamps
+        it, so only the tail directions with ``a <= 0`` are listed (on CUDA this reads ``a``: one sync).
+        """
+        r, s = self.rank, self.S
+        top = torch.relu(self.scale * s[:r] + self.shift) - s[:r]  # (r,)
+        index = torch.arange(r, device=s.device)
+        if r == self.k:
+            return index, top
+        tail = s[r:] + (self.lora_x * self.lora_y.mT).sum(-1)  # (k-r,) diagonal of diag(s) + X Y
+        clamped = torch.nonzero(tail.detach() <= 0).squeeze(1)  # (j,)
+        change = (torch.relu(tail) - tail)[clamped]  # (j,)
+        return torch.cat([index, r + clamped]), torch.cat([top, change])
+
+    def delta_forward(self, x: torch.Tensor) -> torch.Tensor:
+        """``y = base(x) + ((x Vh_m^T) * d) U_m^T + (x (Y Vh_tail)^T) (U_tail X)^T`` (relu="diagonal").
+
+        ``W' - W = U_m diag(d) Vh_m + U_tail X Y Vh_tail`` with the m directions of
+        :meth:`changed_directions`: a frozen-layer call plus thin products of rank ``m + l``.
+        """
+        index, change = self.changed_directions()
+        if index.numel() == self.rank:  # no clamped tail entry: slices, not gathered copies
+            cols, rows = self.U[:, : self.rank], self.Vh[: self.rank]  # (out, r), (r, in_f)
+        else:
+            cols, rows = self.U[:, index], self.Vh[index]  # (out, m), (m, in_f)
+        y = self.base_layer(x) + self.expand(self.project(x, rows) * change, cols, None)
+        if self.rank == self.k:
+            return y
+        down = self.lora_y @ self.Vh[self.rank :]  # (l, in_f) = Y Vh_tail
+        up = (
+            self.lora_x.mT @ self.U[:, self.rank :].mT
+        )  # (l, out) = (U_tail X)^T, rows first (see _thin_rows_first)
+        low = self.project(x, down) @ up  # (..., out)
+        return y + (low.movedim(-1, 1) if self.is_conv else low)
+
+    def multiply_adds(self, form: str, tokens: int, input_grad: bool = True) -> int:
+        """As :meth:`SpectralLayer.multiply_adds`, plus ``delta``: the frozen layer (``N in out``, and as much
+        to x), ``N m (in + 2 out)`` for the m changed directions and ``N l (2 in + 3 out)`` for the X Y
+        branch, with ``N (m + l) in`` to x, plus ``2 (k-r) l (in + out)`` for its two thin factors."""
+        if form != "delta" or form not in self.forms():
+            return super().multiply_adds(form, tokens, input_grad)
+        n, i, o, g = tokens, self.in_features, self.out_features, int(input_grad)
+        m, low, c = self.changed_directions()[0].numel(), self.lora_rank, self.k - self.rank
+        return (
+            n * i * o * (1 + g)
+            + n * m * (i + 2 * o + g * i)
+            + n * low * (2 * i + 3 * o + g * i)
+            + 2 * c * low * (i + o)
+        )
+
+    def form_forward(self, form: str, x: torch.Tensor) -> torch.Tensor:
+        """Forward in ``form``; ``delta`` is :meth:`delta_forward`."""
+        if form == "delta" and form in self.forms():
+            return self.delta_forward(x)
+        return super().form_forward(form, x)
 
     def regularization(self) -> torch.Tensor:
         """``||s'_top - s[:r]||_2 + ||X Y||_F`` (0-dim)."""
@@ -138,7 +218,9 @@ class Salt(Method):
             raise ValueError(f"option lora_rank={self.lora_rank!r} must be an int >= 1")
         check_choice("relu", self.relu, RELU_MODES)
         check_choice("init", self.init, INITS)
-        check_choice("execution", self.execution, EXECUTION_FORMS)
+        check_choice("execution", self.execution, SALT_FORMS)
+        if self.execution == "delta" and self.relu != "diagonal":
+            raise ValueError(DELTA_NEEDS_DIAGONAL)
 
     def check(self, name: str, module: nn.Module) -> None:
         """Supported module type and a rank that fits it."""

@@ -5,11 +5,17 @@ For ``W (out, in_f) = U diag(S) Vh`` (``k = min(out, in_f)``) the adapted weight
 ((k-r) x (k-r), SALT only) mixes the rest. Two exact ways to apply it, with different costs:
 
     basis:   y = ((x Vh^T) C'^T) U^T + b        W' is never built; no (out, in_f) weight gradient
-    weight:  W' = [U[:, :r] * top | U[:, r:] T] Vh,   y = x W'^T + b
+    weight:  W' = (U C') Vh  or  U (C' Vh),     y = x W'^T + b
 
-Neither forms the ``k x k`` product ``U C'`` with a dense ``C'``; which one is cheaper depends on the layer
-shape, the ranks and the token count, so ``execution="auto"`` picks the one with fewer multiply-adds
-(:meth:`SpectralLayer.multiply_adds`) on every call. Without autograd the cached ``W'`` is used instead.
+In the basis form the core sits where it is cheapest (:data:`BASIS_PLACEMENTS`): on the ``(N, k)``
+activations (``rows``), or folded into the thin input factor ``C' Vh`` (``in``) or output factor ``U C'``
+(``out``) once per call. Folding trades the core's per-token products (``N (k-r)^2`` for a dense tail)
+for one extra thin-factor gradient (``N k in_f`` or ``N k out``). In the weight form the core is
+applied to whichever factor has fewer rows. No form multiplies by a dense ``k x k`` core.
+
+Which form is cheapest depends on the layer shape, the ranks and the token count, so ``execution="auto"``
+picks the one with fewer multiply-adds (:meth:`SpectralLayer.multiply_adds`) on every call. Without
+autograd the cached ``W'`` is used instead.
 """
 
 from __future__ import annotations
@@ -25,6 +31,7 @@ from torch import nn
 from salt.peft.layer import AdapterLayer
 
 EXECUTION_FORMS = ("auto", "basis", "weight")
+BASIS_PLACEMENTS = ("rows", "in", "out")
 
 
 def canonical_signs(U: torch.Tensor, Vh: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -81,7 +88,9 @@ class SpectralLayer(AdapterLayer):
     sign-fixed, then stored in the base weight's dtype; they move with ``.to()`` and are not saved in
     state dicts (they are a function of the base weight, recomputed at injection).
 
-    Subclasses provide :meth:`core_rows` and, for a core that is not diagonal, :meth:`core_multiply_adds`.
+    Subclasses provide :meth:`core_rows` and, for a core that is not diagonal, :meth:`core_multiply_adds`;
+    a subclass with another exact form adds it to :meth:`forms`, :meth:`multiply_adds` and
+    :meth:`form_forward`.
     """
 
     def __init__(self, base_layer: nn.Linear | nn.Conv2d, rank: int, execution: str = "auto") -> None:
@@ -99,54 +108,106 @@ class SpectralLayer(AdapterLayer):
     def core_rows(self, m: torch.Tensor, transposed: bool) -> torch.Tensor:
         """Rows of ``m (..., k)`` times ``C'^T`` (``transposed``) or ``C'``, in ``m``'s dtype."""
 
-    def core_multiply_adds(self, form: str, tokens: int, input_grad: bool) -> int:
-        """Multiply-adds of the core beyond element-wise scaling in ``form`` (forward + backward)."""
+    def core_multiply_adds(self, rows: int, input_grad: bool) -> int:
+        """Multiply-adds of :meth:`core_rows` on ``rows`` rows beyond element-wise scaling, forward +
+        backward, with (``input_grad``) or without the gradient to the rows."""
         return 0
 
-    def adapted_weight(self, dtype: torch.dtype | None = None) -> torch.Tensor:
-        """``W' = (U C') Vh`` as ``(out, in_f)``, built in the weight form, in ``dtype``."""
-        dtype = dtype or self.U.dtype
-        core = self.core_rows(self.U.to(dtype), transposed=False)  # (out, k) = U C'
-        return core @ self.Vh.to(dtype)  # (out, in_f)
+    def forms(self) -> tuple[str, ...]:
+        """The exact forms this layer can run in (``execution`` values other than ``auto``)."""
+        return EXECUTION_FORMS[1:]
 
-    def basis_forward(self, x: torch.Tensor) -> torch.Tensor:
-        """``y = ((x Vh^T) C'^T) U^T + b`` without building ``W'``."""
-        bias = self.base_layer.bias
+    def adapted_weight(self, dtype: torch.dtype | None = None) -> torch.Tensor:
+        """``W' = (U C') Vh`` or ``U (C' Vh)`` (core on the factor with fewer rows), ``(out, in_f)`` in ``dtype``."""
+        dtype = dtype or self.U.dtype
+        U, Vh = self.U.to(dtype), self.Vh.to(dtype)
+        if self.in_features < self.out_features:
+            return U @ self.core_rows(Vh.mT, transposed=True).mT  # (out, k) @ (k, in_f)
+        return self.core_rows(U, transposed=False) @ Vh  # (out, k) @ (k, in_f)
+
+    def project(self, x: torch.Tensor, rows: torch.Tensor) -> torch.Tensor:
+        """``x`` through the flat weight ``rows (m, in_f)`` with the base layer's geometry, channels last.
+
+        Returns:
+            ``(..., m)`` for a Linear, ``(B, H', W', m)`` for a Conv2d.
+        """
         if self.is_conv:
-            kernel = self.Vh.view(self.k, *self.base_layer.weight.shape[1:])  # (k, in, kh, kw)
-            z = self.base_layer._conv_forward(x, kernel, None)  # (B, k, H', W')
-            z = self.core_rows(z.movedim(1, -1), transposed=True)  # (B, H', W', k)
-            return F.linear(z, self.U, bias).movedim(-1, 1)  # (B, out, H', W')
-        z = F.linear(x, self.Vh)  # (..., k)
-        return F.linear(self.core_rows(z, transposed=True), self.U, bias)  # (..., out)
+            kernel = rows.reshape(rows.shape[0], *self.base_layer.weight.shape[1:])  # (m, in, kh, kw)
+            return self.base_layer._conv_forward(x, kernel, None).movedim(1, -1)  # (B, H', W', m)
+        return F.linear(x, rows)  # (..., m)
+
+    def expand(self, z: torch.Tensor, cols: torch.Tensor, bias: torch.Tensor | None) -> torch.Tensor:
+        """Channels-last ``z (..., m)`` times ``cols (out, m)`` (plus ``bias``), in the base layer's output layout."""
+        y = F.linear(z, cols, bias)  # (..., out)
+        return y.movedim(-1, 1) if self.is_conv else y  # Conv2d: (B, out, H', W')
+
+    def basis_forward(self, x: torch.Tensor, placement: str) -> torch.Tensor:
+        """``y = ((x Vh^T) C'^T) U^T + b`` without building ``W'``, the core at ``placement``."""
+        bias = self.base_layer.bias
+        if placement == "rows":
+            return self.expand(self.core_rows(self.project(x, self.Vh), transposed=True), self.U, bias)
+        if placement == "in":
+            folded = self.core_rows(self.Vh.mT, transposed=True).mT  # (k, in_f) = C' Vh
+            return self.expand(self.project(x, folded), self.U, bias)
+        if placement == "out":
+            return self.expand(self.project(x, self.Vh), self.core_rows(self.U, transposed=False), bias)
+        raise ValueError(f"unknown core placement {placement!r}; valid: {', '.join(BASIS_PLACEMENTS)}")
+
+    def basis_multiply_adds(self, placement: str, tokens: int, input_grad: bool = True) -> int:
+        """Multiply-adds of one basis-form forward + backward over ``tokens`` positions, core at ``placement``.
+
+        rows: forward ``N k in + N k out``; backward ``N k out`` (``dy U``, for the core) ``+ N k in`` (to x);
+              plus the core on N rows.
+        in:   as rows, plus ``N k in`` (gradient of ``C' Vh``), the core on ``in_f`` rows instead.
+        out:  forward as rows; backward ``N k out`` (gradient of ``U C'``) ``+ N k out + N k in`` (to x),
+              the core on ``out`` rows instead. The terms to x count only when ``input_grad``.
+        """
+        n, i, o, k, g = tokens, self.in_features, self.out_features, self.k, int(input_grad)
+        if placement == "rows":
+            return n * k * (i + 2 * o + g * i) + self.core_multiply_adds(n, input_grad)
+        if placement == "in":
+            return n * k * (2 * i + 2 * o + g * i) + self.core_multiply_adds(i, False)
+        if placement == "out":
+            return n * k * (i + 2 * o + g * (i + o)) + self.core_multiply_adds(o, False)
+        raise ValueError(f"unknown core placement {placement!r}; valid: {', '.join(BASIS_PLACEMENTS)}")
+
+    def basis_placement(self, tokens: int, input_grad: bool = True) -> str:
+        """The core placement of the basis form with the fewest multiply-adds for this call."""
+        return min(BASIS_PLACEMENTS, key=lambda p: self.basis_multiply_adds(p, tokens, input_grad))
 
     def multiply_adds(self, form: str, tokens: int, input_grad: bool = True) -> int:
         """Multiply-adds of one forward + backward pass over ``tokens`` positions in ``form``.
 
-        basis:  forward ``N k in + N k out``; backward ``N k out`` (to the core) ``+ N k in`` (to x).
+        basis:  the cheapest placement of :meth:`basis_multiply_adds` (for a diagonal core: forward
+                ``N k in + N k out``; backward ``N k out`` (to the core) ``+ N k in`` (to x)).
         weight: forward ``out k in`` (``W'``) ``+ N in out``; backward ``N in out`` (``dW'``) ``+ out k in``
-                (``dW' Vh^T``) ``+ N in out`` (to x). The input terms count only when ``input_grad``.
+                (``dW'`` to the core's factor) ``+ N in out`` (to x), plus the core on ``min(out, in_f)``
+                rows. The input terms count only when ``input_grad``.
         """
         n, i, o, k, g = tokens, self.in_features, self.out_features, self.k, int(input_grad)
         if form == "basis":
-            cost = n * k * (i + 2 * o + g * i)
-        elif form == "weight":
-            cost = 2 * o * k * i + n * i * o * (2 + g)
-        else:
-            raise ValueError(f"unknown execution form {form!r}; valid forms: basis, weight")
-        return cost + self.core_multiply_adds(form, n, input_grad)
+            return self.basis_multiply_adds(self.basis_placement(n, input_grad), n, input_grad)
+        if form == "weight":
+            return 2 * o * k * i + n * i * o * (2 + g) + self.core_multiply_adds(min(o, i), False)
+        raise ValueError(f"unknown execution form {form!r}; valid forms: {', '.join(self.forms())}")
 
     def choose_form(self, tokens: int, input_grad: bool) -> str:
-        """The execution form for a training call: the fixed ``execution`` option, or the cheaper one."""
+        """The execution form for a training call: the fixed ``execution`` option, or the cheapest one."""
         if self.execution != "auto":
             return self.execution
-        return min(("weight", "basis"), key=lambda form: self.multiply_adds(form, tokens, input_grad))
+        return min(self.forms(), key=lambda form: self.multiply_adds(form, tokens, input_grad))
+
+    def form_forward(self, form: str, x: torch.Tensor) -> torch.Tensor:
+        """Forward with autograd in ``form`` (the basis form at its cheapest placement)."""
+        if form == "basis":
+            return self.basis_forward(x, self.basis_placement(self.tokens(x), x.requires_grad))
+        if form == "weight":
+            return self.apply_weight(x, self.adapted_weight(), self.base_layer.bias)
+        raise ValueError(f"unknown execution form {form!r}; valid forms: {', '.join(self.forms())}")
 
     def train_forward(self, x: torch.Tensor) -> torch.Tensor:
         """Forward with autograd, in the form :meth:`choose_form` picks for this input."""
-        if self.choose_form(self.tokens(x), x.requires_grad) == "basis":
-            return self.basis_forward(x)
-        return self.apply_weight(x, self.adapted_weight(), self.base_layer.bias)
+        return self.form_forward(self.choose_form(self.tokens(x), x.requires_grad), x)
 
     def extra_repr(self) -> str:
         return f"k={self.k}, rank={self.rank}, execution={self.execution}"

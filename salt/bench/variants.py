@@ -1,0 +1,109 @@
+"""The methods the benchmark compares, as PEFT configurations read from ``configs/``.
+
+Each variant is a ``configs/peft/<method>.yaml`` file plus option overrides and the trainable groups of the
+model; the model config's ``peft_overrides`` apply first (they make the ViT-B ranks fit the tiny SAM).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+from torch import nn
+
+from salt.model.trainable import PAPER_POLICY
+from salt.peft.base import flat_shape
+
+
+@dataclass(frozen=True)
+class Variant:
+    """One compared method.
+
+    Attributes:
+        name: label in tables and JSON.
+        peft: the ``configs/peft/<peft>.yaml`` file.
+        overrides: options replacing that file's.
+        groups: trainable groups besides the adapters (``salt.model.TRAINABLE_GROUPS``).
+        naive: run SALT with the authors' algorithm (``salt.bench.naive``).
+        tiny_overrides: further options for the tiny SAM of smoke runs.
+        matches: for a LoRA variant, the name of the variant whose adapter count its rank matches
+            (:func:`matched_lora_rank`, computed where the layers are known).
+    """
+
+    name: str
+    peft: str
+    overrides: dict[str, Any] = field(default_factory=dict)
+    groups: tuple[str, ...] = PAPER_POLICY
+    naive: bool = False
+    tiny_overrides: dict[str, Any] = field(default_factory=dict)
+    matches: str = ""
+
+
+FROZEN = Variant("frozen", "none")
+DECODER_ONLY = Variant("decoder-only", "none", groups=("decoder",))
+LORA_4 = Variant("LoRA r=4", "lora")
+LORA_256 = Variant("LoRA r=256", "lora", {"rank": 256}, tiny_overrides={"rank": 16})
+SVD = Variant("SVD", "svd")
+SALT_4 = Variant("SALT l=4", "salt")
+SALT_256 = Variant("SALT l=256", "salt", {"lora_rank": 256})
+NAIVE_SALT_4 = Variant("naive SALT l=4", "salt", naive=True)
+FULL = Variant("full", "full")
+# The authors' SAM2 setting: r = 0.1 k top singular values, here with the diagonal ReLU.
+SALT_DIAGONAL = Variant("SALT diag r=0.1k", "salt", {"relu": "diagonal", "rank": 0.1, "rank_pattern": {}})
+LORA_MATCHED = Variant("LoRA equal count", "lora", matches=SALT_DIAGONAL.name)
+
+MODEL_VARIANTS = (
+    DECODER_ONLY,
+    FROZEN,
+    LORA_4,
+    LORA_256,
+    SVD,
+    SALT_4,
+    SALT_256,
+    NAIVE_SALT_4,
+    FULL,
+    SALT_DIAGONAL,
+    LORA_MATCHED,
+)
+LAYER_VARIANTS = (FROZEN, FULL, LORA_4, SVD, SALT_4, SALT_256, NAIVE_SALT_4, SALT_DIAGONAL, LORA_MATCHED)
+
+
+def read_yaml(path: Path) -> dict[str, Any]:
+    """A YAML mapping; a missing or malformed file raises ``ValueError`` naming it."""
+    try:
+        data = yaml.safe_load(path.read_text())
+    except (OSError, yaml.YAMLError) as exc:
+        raise ValueError(f"{path}: cannot read the config ({exc})") from None
+    if not isinstance(data, dict):
+        raise ValueError(f"{path}: expected a mapping of options")
+    return data
+
+
+def peft_config(variant: Variant, config_dir: Path, model_variant: str) -> dict[str, Any]:
+    """The PEFT config of ``variant`` for SAM ``model_variant`` (``vit_b``, ``tiny``, ...).
+
+    Returns:
+        A ``configs/peft`` mapping (``method``, ``target_modules``, options) for ``inject_from_config``.
+    """
+    cfg = read_yaml(config_dir / "peft" / f"{variant.peft}.yaml")
+    model_cfg = read_yaml(config_dir / "model" / f"sam_{model_variant}.yaml")
+    cfg.update((model_cfg.get("peft_overrides") or {}).get(cfg["method"], {}))
+    cfg.update(variant.overrides)
+    if model_variant == "tiny":
+        cfg.update(variant.tiny_overrides)
+    return cfg
+
+
+def options(cfg: dict[str, Any]) -> dict[str, Any]:
+    """The method options of a PEFT config (without ``method``, ``target_modules``, ``reg_weight``)."""
+    return {k: v for k, v in cfg.items() if k not in ("method", "target_modules", "reg_weight")}
+
+
+def matched_lora_rank(target_count: int, modules: list[nn.Module]) -> int:
+    """The LoRA rank whose trainable count on ``modules`` (``r (in_f + out)`` each) is closest to ``target_count``."""
+    per_rank = sum(sum(flat_shape(m)) for m in modules)
+    low = max(1, math.floor(target_count / per_rank))
+    return min((low, low + 1), key=lambda q: abs(q * per_rank - target_count))
