@@ -32,11 +32,21 @@ from salt.bench.models import ModelBench
 from salt.bench.report import Entry, inference_targets, training_targets
 from salt.bench.run import inference_level, layer_level, model_level
 from salt.bench.tables import print_report
-from salt.bench.variants import FROZEN, MODEL_VARIANTS, NAIVE_SALT_4, SALT_4
+from salt.bench.variants import (
+    FROZEN,
+    LORA_4,
+    LORA_256,
+    MODEL_VARIANTS,
+    NAIVE_SALT_4,
+    SALT_4,
+    SALT_256,
+    Variant,
+)
 from salt.data.synthetic import generate, make_style
 
 CONFIG_DIR = Path(__file__).resolve().parents[1] / "configs"
 LEVELS = ("layer", "model", "inference", "data")
+QUICK_MODEL_VARIANTS = tuple(v for v in MODEL_VARIANTS if v not in (LORA_256, SALT_256))
 
 
 @dataclass(frozen=True)
@@ -51,13 +61,15 @@ class Mode:
     repeats: int
     data_images: int
     data_source_px: int
+    model_variants: tuple[Variant, ...] = MODEL_VARIANTS
 
 
 MODES = {
     # The tiny SAM on 64 px inputs: checks that every level runs (tests), says nothing about speed.
     "smoke": Mode("tiny", (64,), (64,), (64,), 1, 1, 3, 64),
-    # One layer size; the model at 224 px (one 14 x 14 window per image, so no padding) on a CPU.
-    "quick": Mode("vit_b", (512,), (224,), (512,), 1, 3, 8, 584),
+    # One layer size; the model at 224 px (one 14 x 14 window per image, so no padding) on a CPU, without
+    # the two rank-256 variants (no target involves them).
+    "quick": Mode("vit_b", (512,), (224,), (512,), 1, 3, 8, 584, QUICK_MODEL_VARIANTS),
     "full": Mode("vit_b", (256, 512, 1024), (512,), (512, 1024), 2, 5, 32, 584),
 }
 
@@ -138,17 +150,17 @@ def main(argv: list[str] | None = None) -> int:
     for index, px in enumerate(model_px):
         if not {"model", "inference", "data"} & set(args.levels):
             break
-        bench = ModelBench(mode.sam, px, args.batch, device, CONFIG_DIR, MODEL_VARIANTS)
+        bench = ModelBench(mode.sam, px, args.batch, device, CONFIG_DIR, mode.model_variants)
         model_entries = []
         if "model" in args.levels:
-            model_entries = model_level(bench, MODEL_VARIANTS, mode.warmup, repeats)
+            model_entries = model_level(bench, mode.model_variants, mode.warmup, repeats)
             targets += training_targets(model_entries, px)
         if "inference" in args.levels and index == 0:
             found = inference_level(bench, FROZEN.name, SALT_4.name, NAIVE_SALT_4.name, mode.warmup, repeats)
             targets += inference_targets(found, SALT_4.name, NAIVE_SALT_4.name)
             entries += found
         if "data" in args.levels and index == 0:
-            consumers = [e for e in model_entries if e.name in (SALT_4.name, "LoRA r=4", FROZEN.name)]
+            consumers = [e for e in model_entries if e.name in (FROZEN.name, LORA_4.name, SALT_4.name)]
             entries += data_level(mode, px, repeats, consumers)
         entries += model_entries
         del bench
