@@ -77,7 +77,9 @@ def test_paper_policy_sets_exactly_the_intended_parameters(tiny: torch.nn.Module
     expected |= {f"image_encoder.neck.{i}.{p}" for i in (1, 3) for p in ("weight", "bias")}
     for i in range(2):
         expected |= {
-            f"mask_decoder.transformer.layers.{i}.norm{j}.{p}" for j in (1, 2, 3, 4) for p in ("weight", "bias")
+            f"mask_decoder.transformer.layers.{i}.norm{j}.{p}"
+            for j in (1, 2, 3, 4)
+            for p in ("weight", "bias")
         }
     expected |= {f"mask_decoder.transformer.norm_final_attn.{p}" for p in ("weight", "bias")}
     assert trainable == expected

@@ -67,7 +67,9 @@ def test_vit_b_loads_at_smaller_sizes(official_vit_b, img_size: int) -> None:
 def test_tiny_roundtrip_and_resize(tiny_ckpt: Path) -> None:
     model = build_sam("tiny", str(tiny_ckpt), img_size=64)
     saved = torch.load(tiny_ckpt)
-    assert torch.equal(model.image_encoder.patch_embed.proj.weight, saved["image_encoder.patch_embed.proj.weight"])
+    assert torch.equal(
+        model.image_encoder.patch_embed.proj.weight, saved["image_encoder.patch_embed.proj.weight"]
+    )
     resized = build_sam("tiny", str(tiny_ckpt), img_size=128)
     assert resized.image_encoder.pos_embed.shape == (1, 8, 8, 32)
     # A 1:1 resize is the identity: the same file at its own size gives back its own embedding.
