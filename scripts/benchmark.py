@@ -29,7 +29,7 @@ import torch
 from bench_data import measure
 
 from salt.bench.models import ModelBench
-from salt.bench.report import Entry, inference_targets, training_targets
+from salt.bench.report import Entry, Target, inference_targets, training_targets
 from salt.bench.run import inference_level, layer_level, model_level
 from salt.bench.tables import print_report
 from salt.bench.variants import (
@@ -40,18 +40,21 @@ from salt.bench.variants import (
     NAIVE_SALT_4,
     SALT_4,
     SALT_256,
+    SVD,
     Variant,
 )
 from salt.data.synthetic import generate, make_style
+from salt.model.build import PATCH_SIZE
 
 CONFIG_DIR = Path(__file__).resolve().parents[1] / "configs"
 LEVELS = ("layer", "model", "inference", "data")
-QUICK_MODEL_VARIANTS = tuple(v for v in MODEL_VARIANTS if v not in (LORA_256, SALT_256))
+QUICK_MODEL_VARIANTS = tuple(v for v in MODEL_VARIANTS if v not in (LORA_256, SALT_256, SVD))
 
 
 @dataclass(frozen=True)
 class Mode:
-    """Sizes and repeats of one run mode (model sizes: CPU, CUDA)."""
+    """Sizes and repeats of one run mode (model sizes on a CPU and on CUDA; layer calls are short and
+    noisier, so they get more timed rounds)."""
 
     sam: str
     layer_px: tuple[int, ...]
@@ -59,6 +62,7 @@ class Mode:
     model_px_cuda: tuple[int, ...]
     warmup: int
     repeats: int
+    layer_repeats: int
     data_images: int
     data_source_px: int
     model_variants: tuple[Variant, ...] = MODEL_VARIANTS
@@ -66,11 +70,11 @@ class Mode:
 
 MODES = {
     # The tiny SAM on 64 px inputs: checks that every level runs (tests), says nothing about speed.
-    "smoke": Mode("tiny", (64,), (64,), (64,), 1, 1, 3, 64),
+    "smoke": Mode("tiny", (64,), (64,), (64,), 1, 1, 1, 3, 64),
     # One layer size; the model at 224 px (one 14 x 14 window per image, so no padding) on a CPU, without
-    # the two rank-256 variants (no target involves them).
-    "quick": Mode("vit_b", (512,), (224,), (512,), 1, 3, 8, 584, QUICK_MODEL_VARIANTS),
-    "full": Mode("vit_b", (256, 512, 1024), (512,), (512, 1024), 2, 5, 32, 584),
+    # the variants no target involves (the two rank-256 ones and S-SAM's SVD).
+    "quick": Mode("vit_b", (512,), (224,), (512,), 1, 3, 3, 8, 584, QUICK_MODEL_VARIANTS),
+    "full": Mode("vit_b", (256, 512, 1024), (512,), (512, 1024), 2, 5, 7, 32, 584),
 }
 
 
@@ -95,6 +99,13 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     if unknown:
         parser.error(f"--only: unknown level {unknown[0]!r}; valid levels: {', '.join(LEVELS)}")
     args.levels = levels
+    for name in ("batch", "repeats", "threads"):
+        if getattr(args, name) is not None and getattr(args, name) < 1:
+            parser.error(f"--{name} must be >= 1")
+    if args.model_px and any(px <= 0 or px % PATCH_SIZE for px in args.model_px):
+        parser.error(
+            f"--model-px: every size must be a positive multiple of {PATCH_SIZE}, got {args.model_px}"
+        )
     if args.device not in ("cpu", "cuda"):
         parser.error(f"--device {args.device!r}: valid devices are cpu and cuda")
     if args.device == "cuda" and not torch.cuda.is_available():
@@ -103,71 +114,77 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 
 
 def data_level(mode: Mode, px: int, repeats: int, consumers: list[Entry]) -> list[Entry]:
-    """Loading rates of the synthetic set (median of ``repeats`` runs of bench_data.measure, one epoch each)."""
-    runs = []
+    """Loading rates of the synthetic set (median of ``repeats`` runs of bench_data.measure, one epoch each),
+    and the images/s that the ``consumers`` (model-level training steps) take in."""
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp) / "synthetic"
         generate(root, mode.data_images, mode.data_source_px, seed=0, style=make_style())
-        for _ in range(repeats):
-            runs.append(measure(root, "train", px, epochs=1, workers=0, batch_size=1))
+        runs = [measure(root, "train", px, epochs=1, workers=0, batch_size=1) for _ in range(repeats)]
     config = {"px": px, "source_px": mode.data_source_px, "images": mode.data_images, "workers": 0}
     entries = []
     for key in runs[0]:
-        rates = [run[key] for run in runs]
-        seconds = [1 / rate for rate in rates]
-        entries.append(
-            Entry(
-                f"load {key}",
-                "data",
-                statistics.median(seconds),
-                None,
-                config | {"images_per_s": statistics.median(rates)},
-                seconds,
-            )
-        )
+        seconds = [1 / run[key] for run in runs]  # per image
+        rate = 1 / statistics.median(seconds)
+        entries.append(Entry(f"load {key}", "data", 1 / rate, None, config | {"images_per_s": rate}, seconds))
     for step in consumers:
         rate = step.config["batch"] / step.seconds_median
         entries.append(
-            Entry(f"train step {step.name}", "data", 1 / rate, None, step.config | {"images_per_s": rate}, [])
+            Entry(f"train step {step.name}", "data", 1 / rate, None, config | {"images_per_s": rate})
         )
     return entries
 
 
-def main(argv: list[str] | None = None) -> int:
-    args = parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
-    mode = MODES[args.mode]
-    device = torch.device(args.device)
-    if args.threads:
-        torch.set_num_threads(args.threads)
-    repeats = args.repeats or mode.repeats
-    model_px = args.model_px or (mode.model_px_cuda if device.type == "cuda" else mode.model_px)
-    started, load_before = time.perf_counter(), os.getloadavg()
+def run(args: argparse.Namespace) -> tuple[list[Entry], list[Target]]:
+    """Every requested level; inference and data at the first model-level size."""
+    mode, device = MODES[args.mode], torch.device(args.device)
+    repeats, layer_repeats = (
+        (args.repeats, args.repeats) if args.repeats else (mode.repeats, mode.layer_repeats)
+    )
     entries: list[Entry] = []
-    targets = []
+    targets: list[Target] = []
     if "layer" in args.levels:
-        entries += layer_level(mode.sam, mode.layer_px, args.batch, mode.warmup, repeats, device, CONFIG_DIR)
+        entries += layer_level(
+            mode.sam, mode.layer_px, args.batch, mode.warmup, layer_repeats, device, CONFIG_DIR
+        )
+    if not {"model", "inference", "data"} & set(args.levels):
+        return entries, targets
+    model_px = args.model_px or (mode.model_px_cuda if device.type == "cuda" else mode.model_px)
     for index, px in enumerate(model_px):
-        if not {"model", "inference", "data"} & set(args.levels):
-            break
         bench = ModelBench(mode.sam, px, args.batch, device, CONFIG_DIR, mode.model_variants)
-        model_entries = []
-        if "model" in args.levels:
-            model_entries = model_level(bench, mode.model_variants, mode.warmup, repeats)
-            targets += training_targets(model_entries, px)
+        steps = (
+            model_level(bench, mode.model_variants, mode.warmup, repeats) if "model" in args.levels else []
+        )
+        targets += training_targets(steps, px)
         if "inference" in args.levels and index == 0:
             found = inference_level(bench, FROZEN.name, SALT_4.name, NAIVE_SALT_4.name, mode.warmup, repeats)
             targets += inference_targets(found, SALT_4.name, NAIVE_SALT_4.name)
             entries += found
         if "data" in args.levels and index == 0:
-            consumers = [e for e in model_entries if e.name in (FROZEN.name, LORA_4.name, SALT_4.name)]
+            consumers = [e for e in steps if e.name in (FROZEN.name, LORA_4.name, SALT_4.name)]
             entries += data_level(mode, px, repeats, consumers)
-        entries += model_entries
-        del bench
+        entries += steps
+    return entries, targets
+
+
+def cpu_name() -> str:
+    """The CPU model from /proc/cpuinfo where there is one, else what ``platform`` knows."""
+    cpuinfo = Path("/proc/cpuinfo")
+    if cpuinfo.is_file():
+        for line in cpuinfo.read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    return platform.processor() or platform.machine()
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    started, load_before = time.perf_counter(), os.getloadavg()
+    entries, targets = run(args)
     machine = {
-        "device": torch.cuda.get_device_name(device)
-        if device.type == "cuda"
-        else platform.processor() or platform.machine(),
+        "device": torch.cuda.get_device_name() if args.device == "cuda" else cpu_name(),
         "cpu_count": os.cpu_count(),
         "threads": torch.get_num_threads(),
         "load_average_before": load_before,

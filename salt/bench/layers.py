@@ -116,7 +116,8 @@ def layer_cases(
     Args:
         short: the layer's key in :data:`LAYERS`; module: that frozen layer.
         variants: ``(variant, PEFT config)`` pairs in table order; a variant with ``matches`` must follow
-            the variant it matches. The variants named in :data:`FORM_CHECKS` are also timed in every exact form.
+            the variant it matches. The variants named in :data:`FORM_CHECKS` are also timed in every other
+            exact form.
     """
     x = layer_input(module, batch, px, module.weight.device)
     tokens = x.numel() // x.shape[-1] if isinstance(module, nn.Linear) else batch * (px // PATCH_SIZE) ** 2
@@ -136,6 +137,8 @@ def layer_cases(
         cases.append(LayerCase(variant.name, _fwd_bwd(layer, x, params), macs, config))
         if variant.name in FORM_CHECKS and isinstance(layer, SpectralLayer):
             for label, (form, forward, macs) in _form_calls(variant.name, layer, tokens).items():
+                if form == config["form"]:  # the variant's own case times the form auto picks
+                    continue
                 form_config = config | {"form": form, "form_of": variant.name}
                 cases.append(LayerCase(label, _fwd_bwd(forward, x, params), macs, form_config))
     return cases

@@ -37,21 +37,25 @@ def _layer_rows(layer: Sequence[Entry]) -> list[list[Any]]:
     return rows
 
 
-def _form_rows(layer: Sequence[Entry], forms: Sequence[Entry]) -> list[list[Any]]:
-    by_variant: dict[tuple[str, str], list[Entry]] = {}
-    for e in forms:
-        by_variant.setdefault((e.config["layer"], e.config["form_of"]), []).append(e)
+def _form_rows(variants: Sequence[Entry], forms: Sequence[Entry]) -> list[list[Any]]:
+    """One row per layer and form-checked variant: its own case (the form auto picks) and the other forms."""
     rows = []
-    for (name, variant), entries in by_variant.items():
-        picked = find(layer, "layer", variant, layer=name, px=entries[0].config["px"]).config["form"]
+    for pick in variants:
+        others = [
+            e for e in forms if e.config["layer"] == pick.config["layer"] and e.config["form_of"] == pick.name
+        ]
+        if not others:
+            continue
+        entries = sorted([pick, *others], key=lambda e: e.config["form"])
         fastest = min(entries, key=lambda e: e.seconds_median)
-        pick = next(e for e in entries if e.config["form"] == picked)
         cells = "; ".join(
             f"{e.config['form']} {1e3 * e.seconds_median:.0f} ms / {_giga(e.multiply_adds)} G"
             for e in entries
         )
         ratio = _times(pick.seconds_median / fastest.seconds_median)
-        rows.append([name, variant, picked, cells, fastest.config["form"], ratio])
+        rows.append(
+            [pick.config["layer"], pick.name, pick.config["form"], cells, fastest.config["form"], ratio]
+        )
     return rows
 
 

@@ -1,7 +1,9 @@
 """Side-by-side timing and peak-memory measurement of benchmark cases on CPU or CUDA.
 
-Cases are timed round-robin: every repeat runs each case once, in the same order, so a change in machine
-load during the run hits all cases alike; medians over the repeats after warm-up rounds are reported.
+Cases are timed round-robin: every round runs each case once, so a change in machine load during the run
+hits all cases alike; medians over the rounds after warm-up rounds are reported. Each timed round runs the
+cases in a fresh (seeded) random order, so that a burst of load, which slows a few consecutive calls, falls
+on different cases in different rounds and the medians drop it.
 
 Peak memory is the peak of tensor bytes allocated during one call above the level at its start (what the
 call itself needs: activations kept for backward, gradients, temporaries; not the model or optimizer state
@@ -12,6 +14,7 @@ for themselves are not seen).
 
 from __future__ import annotations
 
+import random
 import statistics
 import time
 from collections.abc import Callable, Iterable, Mapping
@@ -33,15 +36,21 @@ def interleaved_times(
 
     Args:
         cases: name -> a call to time (it must leave the state as it found it, e.g. a training step).
-        warmup: untimed rounds first (allocator growth, lazy initialisation, optimizer state).
-        repeats: timed rounds.
+        warmup: untimed rounds first, in the given order (allocator growth, lazy initialisation,
+            optimizer state).
+        repeats: timed rounds, each in a random order.
 
     Returns:
         ``{name: [seconds per repeat]}``.
     """
     times: dict[str, list[float]] = {name: [] for name in cases}
+    order = random.Random(0)
     for round_index in range(warmup + repeats):
-        for name, call in cases.items():
+        names = list(cases)
+        if round_index >= warmup:
+            order.shuffle(names)
+        for name in names:
+            call = cases[name]
             synchronize(device)
             start = time.perf_counter()
             call()
