@@ -48,6 +48,7 @@ from salt.model.build import PATCH_SIZE
 
 CONFIG_DIR = Path(__file__).resolve().parents[1] / "configs"
 LEVELS = ("layer", "model", "inference", "data")
+CUDA_ROUNDS = 5  # timed rounds on CUDA: this many times the mode's
 QUICK_MODEL_VARIANTS = tuple(v for v in MODEL_VARIANTS if v not in (LORA_256, SALT_256, SVD))
 
 
@@ -92,6 +93,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--batch", type=int, default=2, help="images per step / layer call (default 2)")
     parser.add_argument("--repeats", type=int, help="timed rounds (default: by mode)")
     parser.add_argument("--threads", type=int, help="torch CPU threads (default: torch's)")
+    parser.add_argument(
+        "--amp", action="store_true", help="bf16 autocast in model steps and inference, as trainer=gpu (CUDA)"
+    )
     parser.add_argument("--json", type=Path, help="write every measurement to this JSON file")
     args = parser.parse_args(argv)
     levels = [level.strip() for level in args.only.split(",") if level.strip()]
@@ -108,6 +112,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         )
     if args.device not in ("cpu", "cuda"):
         parser.error(f"--device {args.device!r}: valid devices are cpu and cuda")
+    if args.amp and args.device != "cuda":
+        parser.error("--amp needs --device cuda (bf16 autocast on a CPU is slower than float32)")
     if args.device == "cuda" and not torch.cuda.is_available():
         parser.error("--device cuda: no CUDA device is visible to torch")
     return args
@@ -140,23 +146,24 @@ def run(args: argparse.Namespace) -> tuple[list[Entry], list[Target]]:
     repeats, layer_repeats = (
         (args.repeats, args.repeats) if args.repeats else (mode.repeats, mode.layer_repeats)
     )
+    warmup = mode.warmup
+    if device.type == "cuda" and not args.repeats:
+        # GPU calls take milliseconds and vary with clocks and launch queues: many more rounds cost little
+        warmup, repeats, layer_repeats = warmup + 2, CUDA_ROUNDS * repeats, CUDA_ROUNDS * layer_repeats
+    autocast = torch.bfloat16 if args.amp else None
     entries: list[Entry] = []
     targets: list[Target] = []
     if "layer" in args.levels:
-        entries += layer_level(
-            mode.sam, mode.layer_px, args.batch, mode.warmup, layer_repeats, device, CONFIG_DIR
-        )
+        entries += layer_level(mode.sam, mode.layer_px, args.batch, warmup, layer_repeats, device, CONFIG_DIR)
     if not {"model", "inference", "data"} & set(args.levels):
         return entries, targets
     model_px = args.model_px or (mode.model_px_cuda if device.type == "cuda" else mode.model_px)
     for index, px in enumerate(model_px):
-        bench = ModelBench(mode.sam, px, args.batch, device, CONFIG_DIR, mode.model_variants)
-        steps = (
-            model_level(bench, mode.model_variants, mode.warmup, repeats) if "model" in args.levels else []
-        )
+        bench = ModelBench(mode.sam, px, args.batch, device, CONFIG_DIR, mode.model_variants, autocast)
+        steps = model_level(bench, mode.model_variants, warmup, repeats) if "model" in args.levels else []
         targets += training_targets(steps, px)
         if "inference" in args.levels and index == 0:
-            found = inference_level(bench, FROZEN.name, SALT_4.name, NAIVE_SALT_4.name, mode.warmup, repeats)
+            found = inference_level(bench, FROZEN.name, SALT_4.name, NAIVE_SALT_4.name, warmup, repeats)
             targets += inference_targets(found, SALT_4.name, NAIVE_SALT_4.name)
             entries += found
         if "data" in args.levels and index == 0:
@@ -187,13 +194,14 @@ def main(argv: list[str] | None = None) -> int:
         "device": torch.cuda.get_device_name() if args.device == "cuda" else cpu_name(),
         "cpu_count": os.cpu_count(),
         "threads": torch.get_num_threads(),
+        "precision": "bf16 autocast" if args.amp else "float32",
         "load_average_before": load_before,
         "load_average_after": os.getloadavg(),
         "torch": torch.__version__,
         "seconds": time.perf_counter() - started,
     }
     for entry in entries:
-        entry.config |= {"device": args.device, "threads": machine["threads"]}
+        entry.config |= {"device": args.device, "threads": machine["threads"], "amp": args.amp}
     command = "python scripts/benchmark.py " + " ".join(sys.argv[1:] if argv is None else argv)
     print_report(command, machine, entries, targets)
     if args.json:

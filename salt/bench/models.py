@@ -69,6 +69,7 @@ class ModelBench:
         device: where everything runs; config_dir: the project's ``configs`` folder (PEFT files, model
             files, and ``train.yaml`` for the optimizer and loss settings).
         variants: the variants :meth:`build` knows by name.
+        autocast: run steps and inference under ``torch.autocast`` in this dtype (None: the model's dtype).
     """
 
     def __init__(
@@ -79,8 +80,10 @@ class ModelBench:
         device: torch.device,
         config_dir: Path,
         variants: Sequence[Variant],
+        autocast: torch.dtype | None = None,
     ) -> None:
         self.sam, self.img_size, self.batch = sam, img_size, batch
+        self.autocast = autocast
         self.device, self.config_dir = device, config_dir
         self.variants = {v.name: v for v in variants}
         self.svds: dict[tuple, tuple[torch.Tensor, ...]] = {}
@@ -140,10 +143,17 @@ class ModelBench:
 
         def call() -> None:
             built.optimizer.zero_grad(set_to_none=True)
-            self.loss_fn(built.model(self.images), self.masks).backward()
+            with self.autocasting():
+                loss = self.loss_fn(built.model(self.images).float(), self.masks)
+            loss.backward()
             built.optimizer.step()
 
         return call
+
+    def autocasting(self) -> torch.autocast:
+        """The autocast context of every step and inference call (disabled without ``autocast``)."""
+        dtype = self.autocast or torch.float32
+        return torch.autocast(self.device.type, dtype=dtype, enabled=self.autocast is not None)
 
     def target_multiply_adds(self, name: str) -> int:
         """Multiply-adds of the adapted layers (or, without adapters, the same frozen layers) in one forward
@@ -214,4 +224,4 @@ class ModelBench:
             f"{salt} unmerged, W' rebuilt per call": rebuilt,
             naive: lambda: models[naive](self.images),
         }
-        return {key: torch.no_grad()(call) for key, call in calls.items()}
+        return {key: torch.no_grad()(self.autocasting()(call)) for key, call in calls.items()}

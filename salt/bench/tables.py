@@ -143,7 +143,8 @@ def print_report(
     print(f"`{command}`\n")
     load = ", ".join(f"{v:.1f}" for v in machine["load_average_before"])
     hardware = f"{machine['device']}, {machine['cpu_count']} CPUs, torch {machine['torch']}, {machine['threads']} threads"
-    print(f"{hardware}; load average before {load}; run time {machine['seconds']:.0f} s\n")
+    precision = machine.get("precision", "float32")
+    print(f"{hardware}, {precision}; load average before {load}; run time {machine['seconds']:.0f} s\n")
     for table in [*layer_tables(entries), *model_tables(entries), *other_tables(entries)]:
         print(table + "\n")
     rows = [

@@ -128,6 +128,14 @@ class SaltLayer(SpectralLayer):
         """``basis`` and ``weight``; with ``relu="diagonal"`` also ``delta``."""
         return (*super().forms(), "delta") if self.relu == "diagonal" else super().forms()
 
+    def auto_forms(self) -> tuple[str, ...]:
+        """:meth:`forms`, less ``delta`` on a CUDA device: finding its clamped tail directions reads a device
+        tensor on the host (:meth:`changed_directions`), one synchronisation per layer and call, which stalls
+        the GPU's queue of launched kernels and cost more than ``delta`` saves (``execution="delta"`` still
+        forces it)."""
+        forms = self.forms()
+        return tuple(f for f in forms if f != "delta") if self.S.device.type == "cuda" else forms
+
     def changed_directions(self) -> tuple[torch.Tensor, torch.Tensor]:
         """Indices ``(m,)`` of the singular directions whose scale differs from ``s`` (relu="diagonal"),
         and the change ``(m,)`` of each, autograd-connected to the parameters.

@@ -191,11 +191,16 @@ class SpectralLayer(AdapterLayer):
             return 2 * o * k * i + n * i * o * (2 + g) + self.core_multiply_adds(min(o, i), False)
         raise ValueError(f"unknown execution form {form!r}; valid forms: {', '.join(self.forms())}")
 
+    def auto_forms(self) -> tuple[str, ...]:
+        """The forms ``execution="auto"`` chooses from on this layer's device (default: all of :meth:`forms`)."""
+        return self.forms()
+
     def choose_form(self, tokens: int, input_grad: bool) -> str:
-        """The execution form for a training call: the fixed ``execution`` option, or the cheapest one."""
+        """The execution form for a training call: the fixed ``execution`` option, or the one of
+        :meth:`auto_forms` with the fewest multiply-adds."""
         if self.execution != "auto":
             return self.execution
-        return min(self.forms(), key=lambda form: self.multiply_adds(form, tokens, input_grad))
+        return min(self.auto_forms(), key=lambda form: self.multiply_adds(form, tokens, input_grad))
 
     def form_forward(self, form: str, x: torch.Tensor) -> torch.Tensor:
         """Forward with autograd in ``form`` (the basis form at its cheapest placement)."""

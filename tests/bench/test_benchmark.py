@@ -64,6 +64,20 @@ def test_unknown_level_is_a_one_line_error() -> None:
     assert "unknown level 'nonsense'" in result.stderr and "Traceback" not in result.stderr
 
 
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (("--amp",), "--amp needs --device cuda"),
+        (("--model-px", "100"), "multiple of 16"),
+        (("--repeats", "0"), "--repeats must be >= 1"),
+    ],
+)
+def test_bad_options_are_one_line_errors(args: tuple[str, ...], message: str) -> None:
+    result = _run("--smoke", *args)
+    assert result.returncode == 2
+    assert message in result.stderr and "Traceback" not in result.stderr
+
+
 @pytest.mark.parametrize("base", [nn.Linear(12, 20), nn.Conv2d(3, 8, 3, padding=1)], ids=["linear", "conv"])
 def test_naive_salt_computes_salt(base: nn.Module) -> None:
     torch.manual_seed(0)

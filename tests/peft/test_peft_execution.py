@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import itertools
 
 import pytest
@@ -106,6 +107,21 @@ def test_cost_model_choices(shape, rank: int, relu: str, tokens: int, form: str,
     assert layer.choose_form(tokens, input_grad=True) == form
     if placement is not None:
         assert layer.basis_placement(tokens, input_grad=True) == placement
+
+
+@pytest.mark.gpu
+def test_cuda_auto_never_picks_the_syncing_delta_form() -> None:
+    torch.manual_seed(0)
+    base = nn.Linear(768, 2304)
+    layer = SaltLayer(copy.deepcopy(base), rank=76, lora_rank=4, relu="diagonal", init="paper")
+    assert layer.choose_form(2048, input_grad=True) == "delta"  # on the CPU, the cheapest
+    layer = layer.cuda()
+    assert layer.auto_forms() == ("basis", "weight")
+    assert layer.choose_form(2048, input_grad=True) == "basis"
+    forced = SaltLayer(base, rank=76, lora_rank=4, relu="diagonal", execution="delta").cuda()
+    forced.load_state_dict(layer.state_dict())
+    x = torch.randn(2, 1024, 768, device="cuda")
+    torch.testing.assert_close(forced.train_forward(x), layer.train_forward(x), rtol=1e-4, atol=1e-4)
 
 
 def test_delta_needs_the_diagonal_relu() -> None:
