@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import statistics
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
@@ -76,6 +77,11 @@ def dataset_order(names: Iterable[str]) -> list[str]:
     return [d for d in PAPER_DATASETS if d in names] + sorted(names - set(PAPER_DATASETS))
 
 
+def natural_key(label: str) -> list:
+    """Sort key that orders the numbers inside labels by value: ``rank 4`` before ``rank 16``."""
+    return [(0, int(part), "") if part.isdigit() else (1, 0, part) for part in re.split(r"(\d+)", label)]
+
+
 def _distinct(values: Iterable[float | None]) -> list[float]:
     return sorted({v for v in values if v is not None})
 
@@ -117,6 +123,6 @@ def build_table(runs: Sequence[Run], datasets: Sequence[str] | None = None) -> T
     runs = [r for r in runs if r.dataset in columns]
     labels = {r.row for r in runs}
     paper_order = [label for label in PAPER_TABLE1 if label in labels]
-    order = paper_order + sorted(labels - set(paper_order))
+    order = paper_order + sorted(labels - set(paper_order), key=natural_key)
     rows = [_row(label, [r for r in runs if r.row == label], columns) for label in order]
     return Table(datasets=columns, rows=rows, paper_average=tuple(columns) == PAPER_DATASETS)

@@ -9,6 +9,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from salt.results.paper import PAPER_SALT_RANKS
+
 log = logging.getLogger(__name__)
 
 CLASSIC_TITLES: dict[str, str] = {
@@ -76,11 +78,18 @@ def _backbone_tag(model_cfg: dict, metrics: dict) -> str:
     return "" if variant in (None, "vit_b") else str(variant)
 
 
+def _salt_ranks(peft: dict) -> tuple:
+    # r of the targets: the default rank, then each rank_pattern value in its order (attention, MLP, neck)
+    return (peft.get("rank"), *dict(peft.get("rank_pattern") or {}).values())
+
+
 def row_label(metrics: dict, source: Path) -> str:
     """The table row of a run: ``"SALT (rank 4)"``, ``"LoRA (rank 256)"``, ``"S-SAM"``, ``"U-Net"`` ...
 
     SALT's rank is its low-rank size ``config.peft.lora_rank`` (the paper's "rank" column), LoRA's is
-    ``config.peft.rank``. Classic networks (``config.model.family == "classic"``) are named by
+    ``config.peft.rank``. A ViT-B SALT run whose r differ from the paper's 760 / 50 / 250
+    (:data:`~salt.results.paper.PAPER_SALT_RANKS`) gets its own row, its r after the rank, e.g.
+    ``"SALT (rank 16; r 256/200/64)"`` for a cell of the rank grid (Fig. 4a). Classic networks (``config.model.family == "classic"``) are named by
     ``config.model.name``. An evaluation-only run without adapters is the zero-shot row. SAM rows on a
     backbone other than ViT-B with the official weights carry it in brackets, e.g. ``"S-SAM [tiny]"``.
     """
@@ -90,8 +99,14 @@ def row_label(metrics: dict, source: Path) -> str:
         name = str(model_cfg.get("name") or _get(metrics, "model", source))
         return CLASSIC_TITLES.get(name, name)
     method = metrics.get("method") or _get(metrics, "config.peft.method", source)
+    tag = _backbone_tag(model_cfg, metrics)
     if method == "salt":
-        label = f"SALT (rank {_get(metrics, 'config.peft.lora_rank', source)})"
+        low_rank = _get(metrics, "config.peft.lora_rank", source)
+        ranks = _salt_ranks(config.get("peft") or {})
+        if tag or ranks[0] is None or ranks == PAPER_SALT_RANKS:
+            label = f"SALT (rank {low_rank})"
+        else:
+            label = f"SALT (rank {low_rank}; r {'/'.join(str(r) for r in ranks)})"
     elif method == "lora":
         label = f"LoRA (rank {_get(metrics, 'config.peft.rank', source)})"
     elif method == "svd":
@@ -105,7 +120,6 @@ def row_label(metrics: dict, source: Path) -> str:
         label = "Decoder-only" if groups == ["decoder"] else f"No adapter ({'+'.join(groups) or 'frozen'})"
     else:
         label = str(method)
-    tag = _backbone_tag(model_cfg, metrics)
     return f"{label} [{tag}]" if tag else label
 
 

@@ -22,6 +22,8 @@ log = logging.getLogger(__name__)
 # Marker areas (points^2): the largest model gets MAX_AREA, none gets less than MIN_AREA.
 MAX_AREA = 2500.0
 MIN_AREA = 40.0
+LABEL_LIMIT = 12  # more rows than this: name only some of them
+LABELLED_BEST = 5
 
 
 def _save(fig: Figure, out_png: Path) -> Path:
@@ -35,7 +37,8 @@ def plot_dice_vs_params(table: Table, out_png: Path) -> Path:
 
     x: trainable parameters (log scale; the largest count of a row whose runs differ), y: the row's
     average Dice (the table's Avg column), bubble area proportional to the parameter count, one label per
-    row. When the table's columns are the paper's five data sets, the paper's rows are drawn as hollow
+    row (with more than ``LABEL_LIMIT`` rows, as for the rank grid, only the ``LABELLED_BEST`` best rows and
+    those with a paper point are named). When the table's columns are the paper's five data sets, the paper's rows are drawn as hollow
     dashed bubbles of the same colour for comparison. Rows without an average or without trainable parameters (zero-shot)
     cannot be placed and are left out.
 
@@ -65,9 +68,14 @@ def plot_dice_vs_params(table: Table, out_png: Path) -> Path:
     FigureCanvasAgg(fig)
     ax = fig.subplots()
     colors = [f"C{i % 10}" for i in range(len(points))]
+    labelled = {label for label, *_ in points}
+    if len(points) > LABEL_LIMIT:  # a grid (Fig. 4a: 48 cells): name the best cells and the paper's rows
+        best = sorted(points, key=lambda point: point[2], reverse=True)[:LABELLED_BEST]
+        labelled = {p[0] for p in best} | {label for label, *_, paper in points if paper is not None}
     for (label, count, dice, paper), color in zip(points, colors):
         ax.scatter(count, dice, s=area(count), color=color, alpha=0.6, edgecolors="black", linewidths=0.5)
-        ax.annotate(label, (count, dice), textcoords="offset points", xytext=(6, 6), fontsize="small")
+        if label in labelled:
+            ax.annotate(label, (count, dice), textcoords="offset points", xytext=(6, 6), fontsize="small")
         if paper is not None:
             ax.scatter(*paper, s=area(paper[0]), facecolors="none", edgecolors=color, linestyles="--")
     if any(paper for *_, paper in points):

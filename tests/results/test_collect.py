@@ -16,6 +16,21 @@ from tests.results.fake_runs import write_run
     ("kwargs", "label"),
     [
         ({"peft": {"lora_rank": 256}}, "SALT (rank 256)"),
+        (  # the paper's ranks: the Table 1 row
+            {"peft": {"lora_rank": 4, "rank": 760, "rank_pattern": {"mlp": 50, "neck": 250}}},
+            "SALT (rank 4)",
+        ),
+        (  # a rank-grid cell: its own row
+            {"peft": {"lora_rank": 16, "rank": 256, "rank_pattern": {"mlp": 200, "neck": 64}}},
+            "SALT (rank 16; r 256/200/64)",
+        ),
+        (  # another backbone needs other ranks: its tag tells it apart already
+            {
+                "peft": {"lora_rank": 4, "rank": 24, "rank_pattern": {"mlp": 4, "neck": 8}},
+                "model": {"family": "sam", "variant": "tiny"},
+            },
+            "SALT (rank 4) [tiny]",
+        ),
         ({"method": "lora", "peft": {"rank": 4}}, "LoRA (rank 4)"),
         ({"method": "svd"}, "S-SAM"),
         ({"method": "full"}, "Full fine-tuning"),

@@ -118,3 +118,21 @@ def test_latex_is_a_consistent_tabular(runs_dir: Path) -> None:
         assert line.replace(r"\&", "").count("&") == len(spec) - 1
         assert "%" not in line.replace(r"\%", "") and "_" not in line.replace(r"\_", "")
     assert r"0.720$\pm$0.020 (paper .72, +0.00)" in text
+
+
+def test_rank_grid_cells_are_rows_of_their_own_in_numeric_order(tmp_path: Path) -> None:
+    grid = [(760, 50, 250, 4), (256, 50, 64, 16), (256, 50, 64, 4), (512, 200, 250, 256)]
+    for attn, mlp, neck, low in grid:
+        peft = {"lora_rank": low, "rank": attn, "rank_pattern": {r"mlp\.lin[12]": mlp, r"neck\.[02]": neck}}
+        write_run(
+            tmp_path / f"{attn}_{mlp}_{neck}_{low}", dataset="drive", seed=0, dice=0.7, hd95=15.0, peft=peft
+        )
+    cells = _cells(to_markdown(build_table(find_runs(tmp_path))))
+    assert list(cells) == [
+        "SALT (rank 4)",  # the paper's setting: the Table 1 row, first, with the paper's numbers
+        "SALT (rank 4; r 256/50/64)",
+        "SALT (rank 16; r 256/50/64)",
+        "SALT (rank 256; r 512/200/250)",
+    ]
+    assert "paper .72" in cells["SALT (rank 4)"]["DRIVE Dice"]
+    assert "paper" not in cells["SALT (rank 4; r 256/50/64)"]["DRIVE Dice"]
