@@ -89,7 +89,8 @@ def row_label(metrics: dict, source: Path) -> str:
     SALT's rank is its low-rank size ``config.peft.lora_rank`` (the paper's "rank" column), LoRA's is
     ``config.peft.rank``. A ViT-B SALT run whose r differ from the paper's 760 / 50 / 250
     (:data:`~salt.results.paper.PAPER_SALT_RANKS`) gets its own row, its r after the rank, e.g.
-    ``"SALT (rank 16; r 256/200/64)"`` for a cell of the rank grid (Fig. 4a). Classic networks (``config.model.family == "classic"``) are named by
+    ``"SALT (rank 16; r 256/200/64)"`` for a cell of the rank grid (Fig. 4a). On another backbone, whose
+    ranks are its own, so does every run of a rank-grid experiment (``config.ablation`` set). Classic networks (``config.model.family == "classic"``) are named by
     ``config.model.name``. An evaluation-only run without adapters is the zero-shot row. SAM rows on a
     backbone other than ViT-B with the official weights carry it in brackets, e.g. ``"S-SAM [tiny]"``.
     """
@@ -103,7 +104,9 @@ def row_label(metrics: dict, source: Path) -> str:
     if method == "salt":
         low_rank = _get(metrics, "config.peft.lora_rank", source)
         ranks = _salt_ranks(config.get("peft") or {})
-        if tag or ranks[0] is None or ranks == PAPER_SALT_RANKS:
+        # ViT-B: the paper's ranks are the Table 1 row; another backbone: only a rank grid's runs differ
+        own_row = ranks != PAPER_SALT_RANKS if not tag else "ablation" in config
+        if ranks[0] is None or not own_row:
             label = f"SALT (rank {low_rank})"
         else:
             label = f"SALT (rank {low_rank}; r {'/'.join(str(r) for r in ranks)})"

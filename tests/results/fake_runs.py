@@ -28,6 +28,7 @@ def write_run(
     trainable: int = 1_100_000,
     dice_original: float | None = None,
     mtime: float | None = None,
+    ablation: dict | None = None,
 ) -> Path:
     """Write ``folder/metrics.json`` following the run schema and return ``folder``."""
     model = model or {"family": "sam", "variant": "vit_b", "trainable": ["norm", "pos_embed", "prompt"]}
@@ -70,6 +71,8 @@ def write_run(
         "checkpoint": None,
         "pretrained": None,
     }
+    if ablation is not None:  # the rank-grid experiments' own config key
+        metrics["config"]["ablation"] = ablation
     folder.mkdir(parents=True, exist_ok=True)
     path = folder / "metrics.json"
     path.write_text(json.dumps(metrics))

@@ -20,6 +20,13 @@ from tests.results.fake_runs import write_run
             {"peft": {"lora_rank": 4, "rank": 760, "rank_pattern": {"mlp": 50, "neck": 250}}},
             "SALT (rank 4)",
         ),
+        (  # the grid's cell at the paper's ranks is the Table 1 row
+            {
+                "peft": {"lora_rank": 4, "rank": 760, "rank_pattern": {"mlp": 50, "neck": 250}},
+                "ablation": {"mlp_rank": 50, "neck_rank": 250},
+            },
+            "SALT (rank 4)",
+        ),
         (  # a rank-grid cell: its own row
             {"peft": {"lora_rank": 16, "rank": 256, "rank_pattern": {"mlp": 200, "neck": 64}}},
             "SALT (rank 16; r 256/200/64)",
@@ -30,6 +37,14 @@ from tests.results.fake_runs import write_run
                 "model": {"family": "sam", "variant": "tiny"},
             },
             "SALT (rank 4) [tiny]",
+        ),
+        (  # ... unless the run is a cell of a rank grid
+            {
+                "peft": {"lora_rank": 2, "rank": 8, "rank_pattern": {"mlp": 16, "neck": 8}},
+                "model": {"family": "sam", "variant": "tiny"},
+                "ablation": {"mlp_rank": 16, "neck_rank": 8},
+            },
+            "SALT (rank 2; r 8/16/8) [tiny]",
         ),
         ({"method": "lora", "peft": {"rank": 4}}, "LoRA (rank 4)"),
         ({"method": "svd"}, "S-SAM"),
