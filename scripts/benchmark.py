@@ -33,6 +33,7 @@ from salt.bench.report import Entry, Target, inference_targets, training_targets
 from salt.bench.run import inference_level, layer_level, model_level
 from salt.bench.tables import print_report
 from salt.bench.variants import (
+    FORM_VARIANTS,
     FROZEN,
     LORA_4,
     LORA_256,
@@ -93,6 +94,11 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--batch", type=int, default=2, help="images per step / layer call (default 2)")
     parser.add_argument("--repeats", type=int, help="timed rounds (default: by mode)")
     parser.add_argument("--threads", type=int, help="torch CPU threads (default: torch's)")
+    parser.add_argument(
+        "--forms",
+        action="store_true",
+        help="model level: also SALT with each execution form fixed (weight, basis, delta) next to auto",
+    )
     parser.add_argument(
         "--amp", action="store_true", help="bf16 autocast in model steps and inference, as trainer=gpu (CUDA)"
     )
@@ -159,8 +165,9 @@ def run(args: argparse.Namespace) -> tuple[list[Entry], list[Target]]:
         return entries, targets
     model_px = args.model_px or (mode.model_px_cuda if device.type == "cuda" else mode.model_px)
     for index, px in enumerate(model_px):
-        bench = ModelBench(mode.sam, px, args.batch, device, CONFIG_DIR, mode.model_variants, autocast)
-        steps = model_level(bench, mode.model_variants, warmup, repeats) if "model" in args.levels else []
+        variants = (*mode.model_variants, *FORM_VARIANTS) if args.forms else mode.model_variants
+        bench = ModelBench(mode.sam, px, args.batch, device, CONFIG_DIR, variants, autocast)
+        steps = model_level(bench, variants, warmup, repeats) if "model" in args.levels else []
         targets += training_targets(steps, px)
         if "inference" in args.levels and index == 0:
             found = inference_level(bench, FROZEN.name, SALT_4.name, NAIVE_SALT_4.name, warmup, repeats)

@@ -68,6 +68,13 @@ MODEL_VARIANTS = (
     SALT_DIAGONAL,
     LORA_MATCHED,
 )
+# SALT with its execution form fixed instead of chosen by `auto` (benchmark --forms): the model-level check
+# of the form choice, side by side with the variants above.
+FORM_VARIANTS = (
+    Variant("SALT l=4 weight form", "salt", {"execution": "weight"}),
+    Variant("SALT l=4 basis form", "salt", {"execution": "basis"}),
+    Variant("SALT diag delta form", "salt", SALT_DIAGONAL.overrides | {"execution": "delta"}),
+)
 LAYER_VARIANTS = (FROZEN, FULL, LORA_4, SVD, SALT_4, SALT_256, NAIVE_SALT_4, SALT_DIAGONAL, LORA_MATCHED)
 
 

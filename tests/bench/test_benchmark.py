@@ -17,7 +17,7 @@ from salt.bench.counts import layer_multiply_adds
 from salt.bench.layers import LAYERS
 from salt.bench.naive import NaiveSaltLayer
 from salt.bench.timing import interleaved_times, peak_bytes
-from salt.bench.variants import LAYER_VARIANTS, MODEL_VARIANTS
+from salt.bench.variants import FORM_VARIANTS, LAYER_VARIANTS, MODEL_VARIANTS
 from salt.peft.lora import LoraLayer
 from salt.peft.salt import SaltLayer
 
@@ -33,7 +33,7 @@ def _run(*args: str) -> subprocess.CompletedProcess:
 
 @pytest.mark.slow
 def test_smoke_run_writes_every_level(tmp_path: Path) -> None:
-    result = _run("--smoke", "--json", str(tmp_path / "bench.json"))
+    result = _run("--smoke", "--forms", "--json", str(tmp_path / "bench.json"))
     assert result.returncode == 0, result.stderr[-2000:]
     report = json.loads((tmp_path / "bench.json").read_text())
     entries = report["entries"]
@@ -48,7 +48,9 @@ def test_smoke_run_writes_every_level(tmp_path: Path) -> None:
         )
     assert {e["level"] for e in entries} == LEVELS
     model = {e["name"] for e in entries if e["level"] == "model"}
-    assert model == {v.name for v in MODEL_VARIANTS}
+    assert model == {v.name for v in (*MODEL_VARIANTS, *FORM_VARIANTS)}
+    forms = {e["name"]: e["config"]["peft"].get("execution") for e in entries if e["level"] == "model"}
+    assert [forms[v.name] for v in FORM_VARIANTS] == ["weight", "basis", "delta"]
     layer = {(e["config"]["layer"], e["name"]) for e in entries if e["level"] == "layer"}
     assert {(short, v.name) for short in LAYERS for v in LAYER_VARIANTS} <= layer
     assert all(e["peak_bytes"] is not None for e in entries if e["level"] in ("model", "inference"))
