@@ -7,7 +7,7 @@ import itertools
 
 import pytest
 import torch
-import torch.nn.functional as F
+from dense_reference import apply_dense, assert_matches_dense, salt_dense_weight
 from torch import nn
 
 from salt.peft.salt import Salt, SaltLayer
@@ -24,25 +24,6 @@ RUNS = [
 ]
 RUNS += [(kind, relu, "weight", None) for kind, relu in itertools.product(LAYERS, ("full", "diagonal"))]
 RUNS += [(kind, "diagonal", "delta", None) for kind in LAYERS]
-
-
-def _dense_weight(layer: SaltLayer) -> torch.Tensor:
-    """``U ReLU(C) Vh`` with the k x k core written out (diagonal ReLU: only its diagonal clamped)."""
-    r, s = layer.rank, layer.S
-    core = torch.block_diag(
-        torch.diag(layer.scale * s[:r] + layer.shift), torch.diag(s[r:]) + layer.lora_x @ layer.lora_y
-    )
-    if layer.relu == "full":
-        core = torch.relu(core)
-    else:
-        core = core - torch.diag(core.diagonal()) + torch.diag(torch.relu(core.diagonal()))
-    return layer.U @ core @ layer.Vh
-
-
-def _apply(base: nn.Module, weight: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
-    if isinstance(base, nn.Conv2d):
-        return F.conv2d(x, weight.view_as(base.weight), base.bias, base.stride, base.padding)
-    return F.linear(x, weight, base.bias)
 
 
 def _layer(kind: str, relu: str, tail_sign: float) -> tuple[SaltLayer, torch.Tensor]:
@@ -68,14 +49,9 @@ def test_every_form_matches_the_dense_formula(kind, relu, form, placement, tail_
     index, _ = layer.changed_directions() if relu == "diagonal" else (None, None)
     if relu == "diagonal":
         assert (index.numel() > layer.rank) == (tail_sign < 0)  # the clamped-tail path is exercised
-    params = list(layer.parameters(recurse=False))
     out = layer.basis_forward(x, placement) if form == "basis" else layer.form_forward(form, x)
-    grads = torch.autograd.grad(out.square().sum(), [x, *params])
-    expected = _apply(layer.base_layer, _dense_weight(layer), x)
-    expected_grads = torch.autograd.grad(expected.square().sum(), [x, *params])
-    torch.testing.assert_close(out, expected, atol=1e-10, rtol=1e-10)
-    for got, want in zip(grads, expected_grads):
-        torch.testing.assert_close(got, want, atol=1e-10, rtol=1e-10)
+    expected = apply_dense(layer.base_layer, salt_dense_weight(layer), x)
+    assert_matches_dense(out, expected, [x, *layer.parameters(recurse=False)])
 
 
 @pytest.mark.parametrize("placement", BASIS_PLACEMENTS)

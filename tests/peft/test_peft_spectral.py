@@ -6,7 +6,7 @@ import itertools
 
 import pytest
 import torch
-import torch.nn.functional as F
+from dense_reference import TOLERANCE, apply_dense, assert_matches_dense, salt_dense_weight
 from torch import nn
 
 from salt.peft.salt import SaltLayer
@@ -31,25 +31,6 @@ def _input(kind: str) -> torch.Tensor:
     return torch.randn(INPUTS[kind], dtype=torch.float64, generator=torch.Generator().manual_seed(3))
 
 
-def _apply_dense(base: nn.Module, weight: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
-    if isinstance(base, nn.Conv2d):
-        return F.conv2d(x, weight.view_as(base.weight), base.bias, base.stride, base.padding, base.dilation)
-    return F.linear(x, weight, base.bias)
-
-
-def _salt_dense(layer: SaltLayer) -> torch.Tensor:
-    """W' = U ReLU(C) V^T with the k x k core written out."""
-    r, s = layer.rank, layer.S
-    top = torch.diag(layer.scale * s[:r] + layer.shift)
-    tail = torch.diag(s[r:]) + layer.lora_x @ layer.lora_y
-    core = torch.block_diag(top, tail)
-    if layer.relu == "full":
-        core = torch.relu(core)
-    else:
-        core = core - torch.diag(core.diagonal()) + torch.diag(torch.relu(core.diagonal()))
-    return layer.U @ core @ layer.Vh
-
-
 def _randomise_(layer: nn.Module) -> None:
     # Values that drive some top and tail entries of the core negative, so every ReLU case is exercised.
     generator = torch.Generator().manual_seed(5)
@@ -60,18 +41,12 @@ def _randomise_(layer: nn.Module) -> None:
 
 def _check_against_dense(layer: nn.Module, dense_weight, kind: str) -> None:
     x = _input(kind).requires_grad_(True)
-    out = layer(x)
-    params = list(layer.parameters(recurse=False))
-    grads = torch.autograd.grad(out.square().sum(), [x, *params])
-    expected = _apply_dense(layer.base_layer, dense_weight(layer), x)
-    expected_grads = torch.autograd.grad(expected.square().sum(), [x, *params])
-    torch.testing.assert_close(out, expected, atol=1e-10, rtol=1e-10)
-    for got, want in zip(grads, expected_grads):
-        torch.testing.assert_close(got, want, atol=1e-10, rtol=1e-10)
+    expected = apply_dense(layer.base_layer, dense_weight(layer), x)
+    assert_matches_dense(layer(x), expected, [x, *layer.parameters(recurse=False)])
     layer.eval()
     with torch.no_grad():
-        torch.testing.assert_close(layer(x), expected, atol=1e-10, rtol=1e-10)
-    torch.testing.assert_close(layer.to_plain()(x), expected, atol=1e-10, rtol=1e-10)
+        torch.testing.assert_close(layer(x), expected, **TOLERANCE)
+    torch.testing.assert_close(layer.to_plain()(x), expected, **TOLERANCE)
 
 
 @pytest.mark.parametrize(
@@ -85,7 +60,7 @@ def test_salt_matches_dense_formula(kind: str, relu: str, init: str, form: str) 
         assert torch.equal(layer.lora_y, torch.zeros_like(layer.lora_y))
         torch.testing.assert_close(layer(_input(kind)), base(_input(kind)), atol=1e-12, rtol=1e-12)
     _randomise_(layer)
-    _check_against_dense(layer, _salt_dense, kind)
+    _check_against_dense(layer, salt_dense_weight, kind)
 
 
 @pytest.mark.parametrize(("kind", "form"), list(itertools.product(LAYERS, FORMS)))
