@@ -136,8 +136,10 @@ def data_level(mode: Mode, px: int, repeats: int, consumers: list[Entry]) -> lis
     entries = []
     for key in runs[0]:
         seconds = [1 / run[key] for run in runs]  # per image
-        rate = 1 / statistics.median(seconds)
-        entries.append(Entry(f"load {key}", "data", 1 / rate, None, config | {"images_per_s": rate}, seconds))
+        per_image = statistics.median(seconds)
+        entries.append(
+            Entry(f"load {key}", "data", per_image, None, config | {"images_per_s": 1 / per_image}, seconds)
+        )
     for step in consumers:
         rate = step.config["batch"] / step.seconds_median
         entries.append(
@@ -164,8 +166,8 @@ def run(args: argparse.Namespace) -> tuple[list[Entry], list[Target]]:
     if not {"model", "inference", "data"} & set(args.levels):
         return entries, targets
     model_px = args.model_px or (mode.model_px_cuda if device.type == "cuda" else mode.model_px)
+    variants = (*mode.model_variants, *FORM_VARIANTS) if args.forms else mode.model_variants
     for index, px in enumerate(model_px):
-        variants = (*mode.model_variants, *FORM_VARIANTS) if args.forms else mode.model_variants
         bench = ModelBench(mode.sam, px, args.batch, device, CONFIG_DIR, variants, autocast)
         steps = model_level(bench, variants, warmup, repeats) if "model" in args.levels else []
         targets += training_targets(steps, px)

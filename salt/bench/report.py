@@ -1,4 +1,4 @@
-"""Benchmark results as data: one :class:`Entry` per measurement, the issue's ratio targets, Markdown tables."""
+"""Benchmark results as data: one :class:`Entry` per measurement, the ratio targets, Markdown tables."""
 
 from __future__ import annotations
 
