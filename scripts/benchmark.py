@@ -118,6 +118,17 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         )
     if args.device not in ("cpu", "cuda"):
         parser.error(f"--device {args.device!r}: valid devices are cpu and cuda")
+    if args.json is not None:  # checked now, not after minutes of measuring
+        folder = args.json.parent
+        while not folder.exists() and folder != folder.parent:
+            folder = folder.parent
+        try:
+            if args.json.is_dir():
+                raise IsADirectoryError(args.json)
+            with tempfile.TemporaryFile(dir=folder):  # a probe: root passes os.access checks it then fails
+                pass
+        except OSError:
+            parser.error(f"--json {args.json}: cannot write a file there")
     if args.amp and args.device != "cuda":
         parser.error("--amp needs --device cuda (bf16 autocast on a CPU is slower than float32)")
     if args.device == "cuda" and not torch.cuda.is_available():
@@ -217,7 +228,9 @@ def main(argv: list[str] | None = None) -> int:
         args.json.parent.mkdir(parents=True, exist_ok=True)
         report = {"command": command, "machine": machine, "entries": [asdict(e) for e in entries]}
         report["targets"] = [asdict(t) | {"met": t.met} for t in targets]
-        args.json.write_text(json.dumps(report, indent=1) + "\n")
+        partial = args.json.with_name(args.json.name + ".partial")
+        partial.write_text(json.dumps(report, indent=1) + "\n")
+        partial.replace(args.json)  # a reader never sees half a file
     return 0
 
 

@@ -72,6 +72,8 @@ def test_unknown_level_is_a_one_line_error() -> None:
         (("--amp",), "--amp needs --device cuda"),
         (("--model-px", "100"), "multiple of 16"),
         (("--repeats", "0"), "--repeats must be >= 1"),
+        (("--json", "/proc/bench.json"), "--json /proc/bench.json: cannot write a file there"),
+        (("--json", "/"), "cannot write a file there"),
     ],
 )
 def test_bad_options_are_one_line_errors(args: tuple[str, ...], message: str) -> None:
