@@ -45,7 +45,7 @@ from salt.bench.variants import (
     Variant,
 )
 from salt.data.synthetic import generate, make_style
-from salt.model.build import PATCH_SIZE
+from salt.model.backbones.sam import PATCH_SIZE
 
 CONFIG_DIR = Path(__file__).resolve().parents[1] / "configs"
 LEVELS = ("layer", "model", "inference", "data")

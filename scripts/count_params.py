@@ -1,12 +1,13 @@
-"""Print the trainable-parameter counts of the paper's PEFT settings on SAM (ViT-B at 512 px by default).
+"""Print the trainable-parameter counts of the paper's PEFT settings on a backbone (ViT-B at 512 px by default).
 
-    python scripts/count_params.py [--variant vit_b] [--img-size 512]
+    python scripts/count_params.py [--model sam_vit_b] [--img-size 512]
 
-Each row injects ``configs/peft/<method>.yaml`` (with the row's overrides) into SAM after the paper's
-trainable-group policy (LayerNorms, position embedding, class prompt). Counts are given against SAM alone
-and in the paper's convention (trainable / 241M, a denominator that includes the frozen CLIP model,
-paper.md §5), next to what Table 1 reports. The model is built on the meta device: counts depend on
-shapes only, so no weights are allocated and no SVD is computed on real values.
+``--model`` is a ``configs/model`` name (``sam_vit_b``, ``medsam_lite``, ``sam_tiny`` ...). Each row composes
+``configs/peft/<method>.yaml`` with that model config, as ``train.py`` does (so the targets and ranks are the
+model's ``adapters``), and injects it after the model's own trainable groups. Counts are given against the
+backbone alone and in the paper's convention (trainable / 241M, a denominator that includes the frozen
+CLIP model, paper.md §5), next to what Table 1 reports for ViT-B. The model is built on the meta device:
+counts depend on shapes only, so no weights are allocated and no SVD is computed on real values.
 """
 
 from __future__ import annotations
@@ -15,14 +16,14 @@ import argparse
 from pathlib import Path
 
 import torch
-import yaml
+from hydra import compose, initialize_config_dir
+from omegaconf import OmegaConf
 
-from salt.model import build_sam, parameter_summary, set_trainable
-from salt.model.trainable import PAPER_POLICY
+from salt.model import BackboneError, backbone_of, build_sam, parameter_summary, set_trainable
 from salt.peft import count_adapter_parameters, inject_from_config
 
-CONFIG_DIR = Path(__file__).resolve().parents[1] / "configs" / "peft"
-PAPER_DENOMINATOR = 241e6  # paper.md §5: SAM plus the frozen CLIP model
+CONFIG_DIR = Path(__file__).resolve().parents[1] / "configs"
+PAPER_IMG_SIZE = 512
 # (row label, config name, option overrides, Table 1's "% trainable / count" for that row)
 ROWS = [
     ("SALT l=4", "salt", {}, "0.46% / 1.1M"),
@@ -34,38 +35,66 @@ ROWS = [
 ]
 
 
-def count_row(variant: str, img_size: int, config: str, overrides: dict) -> tuple[int, dict]:
-    """Adapter count and :func:`parameter_summary` of SAM with one PEFT config applied."""
-    cfg = {**yaml.safe_load((CONFIG_DIR / f"{config}.yaml").read_text()), **overrides}
-    with torch.device("meta"):
-        model = build_sam(variant, img_size=img_size)
-    set_trainable(model, PAPER_POLICY)
-    inject_from_config(model, cfg)
-    adapters = sum(n for per_type in count_adapter_parameters(model).values() for n in per_type.values())
-    return adapters, parameter_summary(model, paper_denominator=PAPER_DENOMINATOR)
+def composed(model: str, peft: str, img_size: int) -> dict:
+    """``train.yaml`` with ``model=<model> peft=<peft>`` at ``img_size``: the resolved model and PEFT nodes."""
+    with initialize_config_dir(config_dir=str(CONFIG_DIR), version_base="1.3"):
+        cfg = compose("train", overrides=[f"model={model}", f"peft={peft}", f"dataset.img_size={img_size}"])
+        return {key: OmegaConf.to_container(cfg[key], resolve=True) for key in ("model", "peft")}
+
+
+def count_row(model: str, img_size: int, config: str, overrides: dict) -> tuple[int, dict]:
+    """Adapter count and :func:`parameter_summary` of a backbone with one PEFT config applied."""
+    cfg = composed(model, config, img_size)
+    try:
+        with torch.device("meta"):
+            net = build_sam(cfg["model"]["variant"], img_size=img_size)
+    except RuntimeError:  # an encoder that reads tensor values while it is built (TinyViT): build it for real
+        net = build_sam(cfg["model"]["variant"], img_size=img_size)
+    set_trainable(net, cfg["model"]["trainable"])
+    inject_from_config(net, {**cfg["peft"], **overrides})
+    denominator = cfg["model"].get("paper_param_denominator")
+    adapters = sum(n for per_type in count_adapter_parameters(net).values() for n in per_type.values())
+    return adapters, parameter_summary(net, paper_denominator=denominator)
+
+
+def input_size(variant: str) -> int:
+    """The paper's 512 px where the backbone takes it, else the backbone's own input size."""
+    family = backbone_of(variant)
+    try:
+        family.check_img_size(PAPER_IMG_SIZE)
+    except BackboneError:
+        return family.default_img_size(variant)
+    return PAPER_IMG_SIZE
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--variant", default="vit_b", help="SAM variant (default: vit_b)")
-    parser.add_argument("--img-size", type=int, default=512, help="input side in pixels (default: 512)")
-    args = parser.parse_args()
-    try:
-        rows = [
-            (label, *count_row(args.variant, args.img_size, name, o), paper) for label, name, o, paper in ROWS
-        ]
-    except ValueError as exc:
-        parser.exit(2, f"error: {exc}\n")
-    total = rows[0][2]["total_base"]
-    print(
-        f"SAM {args.variant} at {args.img_size} px: {total:,} parameters; trainable extras: {', '.join(PAPER_POLICY)}"
+    parser.add_argument("--model", default="sam_vit_b", help="a configs/model name (default: sam_vit_b)")
+    parser.add_argument(
+        "--img-size", type=int, default=None, help="input side in pixels (default: 512; 256 for medsam_lite)"
     )
-    print(f"{'method':<12} {'adapter':>11} {'trainable':>11} {'% of SAM':>9} {'% paper':>8}  paper reports")
-    for label, adapters, summary, paper in rows:
+    args = parser.parse_args()
+    if not (CONFIG_DIR / "model" / f"{args.model}.yaml").is_file():
+        parser.exit(2, f"error: --model {args.model}: no configs/model/{args.model}.yaml\n")
+    model_cfg = composed(args.model, "none", PAPER_IMG_SIZE)["model"]
+    img_size = args.img_size or input_size(model_cfg["variant"])
+    extras = model_cfg["trainable"]
+    # The paper's convention and Table 1's counts exist for its backbone only (paper_param_denominator set).
+    paper_backbone = model_cfg.get("paper_param_denominator") is not None
+    print(f"{args.model} at {img_size} px; trainable extras: {', '.join(extras) or 'none'}")
+    print(f"{'method':<12} {'adapter':>11} {'trainable':>11} {'% of base':>9} {'% paper':>8}  paper reports")
+    for label, name, overrides, paper in ROWS:
+        try:
+            adapters, summary = count_row(args.model, img_size, name, overrides)
+        except ValueError as exc:  # a setting that does not fit this backbone (LoRA r=256 on a small one)
+            print(f"{label:<12} {'-':>11} {'-':>11} {'-':>9} {'-':>8}  (does not fit: {exc})")
+            continue
+        percent_paper = f"{summary['trainable_percent_paper']:>7.2f}%" if paper_backbone else f"{'-':>8}"
         print(
             f"{label:<12} {adapters:>11,} {summary['trainable']:>11,} {summary['trainable_percent']:>8.2f}% "
-            f"{summary['trainable_percent_paper']:>7.2f}%  {paper}"
+            f"{percent_paper}  {paper if paper_backbone else ''}"
         )
+    print(f"base model: {summary['total_base']:,} parameters")
 
 
 if __name__ == "__main__":

@@ -58,9 +58,15 @@ def test_every_group_has_options() -> None:
 def test_defaults_are_the_embedded_job() -> None:
     cfg = _compose("train", [])
     assert cfg["dataset"]["name"] == "synthetic"
-    assert cfg["model"]["variant"] == "vit_b"
+    assert cfg["model"]["variant"] == "medsam_lite" and cfg["model"]["checkpoint"] == "bundled"
+    assert cfg["model"]["img_size"] == cfg["dataset"]["img_size"] == 256
     assert cfg["peft"]["method"] == "salt"
-    assert cfg["optim"]["lr"] == pytest.approx(1e-4) and cfg["optim"]["weight_decay"] == pytest.approx(1e-2)
+    # the synthetic set's short schedule; a real data set gets the paper's optimiser
+    assert cfg["optim"]["schedule"] == "cosine" and cfg["optim"]["lr"] > 1e-4
+    drive = _compose("train", ["dataset=drive", "model=sam_vit_b"])
+    assert drive["optim"]["lr"] == pytest.approx(1e-4) and drive["optim"]["schedule"] == "constant"
+    assert drive["optim"]["weight_decay"] == pytest.approx(1e-2) and drive["trainer"]["max_epochs"] == 200
+    assert drive["dataset"]["img_size"] == drive["model"]["img_size"] == 512
     assert cfg["loss"]["alpha"] == 0.75 and cfg["loss"]["gamma"] == 3
 
 

@@ -18,7 +18,7 @@ from torch import nn
 from salt.bench.counts import layer_multiply_adds
 from salt.bench.naive import NaiveSaltLayer
 from salt.bench.variants import SALT_4, SALT_DIAGONAL, Variant, matched_lora_rank, options
-from salt.model.build import PATCH_SIZE
+from salt.model.backbones.sam import PATCH_SIZE
 from salt.peft import METHODS
 from salt.peft.base import flat_shape
 from salt.peft.spectral import BASIS_PLACEMENTS, SpectralLayer

@@ -22,7 +22,7 @@ import salt.peft.spectral as spectral
 from salt.bench.counts import layer_multiply_adds
 from salt.bench.naive import make_naive
 from salt.bench.timing import storage_bytes
-from salt.bench.variants import SALT_4, Variant, matched_lora_rank, peft_config, read_yaml
+from salt.bench.variants import SALT_4, Variant, composed, matched_lora_rank, peft_config
 from salt.losses import FocalDiceLoss
 from salt.model import build_sam, set_trainable
 from salt.model.trainable import group_parameter_names
@@ -95,8 +95,9 @@ class ModelBench:
         images = torch.rand(batch, 3, *side, generator=generator) * 255  # (B, 3, S, S) in [0, 255]
         masks = (torch.rand(batch, 1, *side, generator=generator) > 0.9).float()  # (B, 1, S, S) vessels
         self.images, self.masks = images.to(device), masks.to(device)
-        train = read_yaml(config_dir / "train.yaml")
-        self.optim, loss = train["optim"], train["loss"]
+        # The paper's optimiser and loss (a real data set's settings, not the synthetic set's short schedule).
+        paper = [f"model=sam_{sam}", "dataset=drive"]
+        self.optim, loss = composed(config_dir, paper, "optim"), composed(config_dir, paper, "loss")
         keys = ("focal_weight", "dice_weight", "alpha", "gamma", "smooth")
         self.loss_fn = FocalDiceLoss(**{k: loss[k] for k in keys})
         self.built: dict[str, Built] = {}

@@ -1,7 +1,8 @@
 """The methods the benchmark compares, as PEFT configurations read from ``configs/``.
 
 Each variant is a ``configs/peft/<method>.yaml`` file plus option overrides and the trainable groups of the
-model; the model config's ``peft_overrides`` apply first (they make the ViT-B ranks fit the tiny SAM).
+model; the file is composed with the model config as ``train.py`` does, so its targets and ranks are the
+model's (``model.adapters``: the ViT-B ranks for ViT-B, smaller ones for the tiny SAM).
 """
 
 from __future__ import annotations
@@ -11,7 +12,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import yaml
+from hydra import compose, initialize_config_dir
+from omegaconf import OmegaConf
 from torch import nn
 
 from salt.model.trainable import PAPER_POLICY
@@ -26,7 +28,7 @@ class Variant:
         name: label in tables and JSON.
         peft: the ``configs/peft/<peft>.yaml`` file.
         overrides: options replacing that file's.
-        groups: trainable groups besides the adapters (``salt.model.TRAINABLE_GROUPS``).
+        groups: trainable groups besides the adapters (the backbone's groups, ``salt.model.group_parameter_names``).
         naive: run SALT with the authors' algorithm (``salt.bench.naive``).
         tiny_overrides: further options for the tiny SAM of smoke runs.
         matches: for a LoRA variant, the name of the variant whose adapter count its rank matches
@@ -78,15 +80,10 @@ FORM_VARIANTS = (
 LAYER_VARIANTS = (FROZEN, FULL, LORA_4, SVD, SALT_4, SALT_256, NAIVE_SALT_4, SALT_DIAGONAL, LORA_MATCHED)
 
 
-def read_yaml(path: Path) -> dict[str, Any]:
-    """A YAML mapping; a missing or malformed file raises ``ValueError`` naming it."""
-    try:
-        data = yaml.safe_load(path.read_text())
-    except (OSError, yaml.YAMLError) as exc:
-        raise ValueError(f"{path}: cannot read the config ({exc})") from None
-    if not isinstance(data, dict):
-        raise ValueError(f"{path}: expected a mapping of options")
-    return data
+def composed(config_dir: Path, overrides: list[str], key: str) -> dict[str, Any]:
+    """Node ``key`` of ``train.yaml`` composed with ``overrides`` as ``train.py`` would, resolved."""
+    with initialize_config_dir(config_dir=str(Path(config_dir).resolve()), version_base="1.3"):
+        return OmegaConf.to_container(compose("train", overrides=overrides)[key], resolve=True)
 
 
 def peft_config(variant: Variant, config_dir: Path, model_variant: str) -> dict[str, Any]:
@@ -95,9 +92,7 @@ def peft_config(variant: Variant, config_dir: Path, model_variant: str) -> dict[
     Returns:
         A ``configs/peft`` mapping (``method``, ``target_modules``, options) for ``inject_from_config``.
     """
-    cfg = read_yaml(config_dir / "peft" / f"{variant.peft}.yaml")
-    model_cfg = read_yaml(config_dir / "model" / f"sam_{model_variant}.yaml")
-    cfg.update((model_cfg.get("peft_overrides") or {}).get(cfg["method"], {}))
+    cfg = composed(config_dir, [f"model=sam_{model_variant}", f"peft={variant.peft}"], "peft")
     cfg.update(variant.overrides)
     if model_variant == "tiny":
         cfg.update(variant.tiny_overrides)

@@ -7,7 +7,8 @@ from torch import nn
 
 # SAM's pixel statistics are ImageNet's on the [0, 255] scale; sharing them gives every network, classic
 # or SAM, the same input normalisation.
-from salt.model.segmenter import PIXEL_MEAN, PIXEL_STD
+from salt.model.normalize import SAM_PIXEL_MEAN as PIXEL_MEAN
+from salt.model.normalize import SAM_PIXEL_STD as PIXEL_STD
 
 
 class ClassicSegmenter(nn.Module):

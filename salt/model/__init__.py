@@ -1,17 +1,23 @@
-"""SAM backbone with learned class prompts, checkpoint loading and trainable-parameter policies."""
+"""SAM-family backbones with learned class prompts, checkpoint loading and trainable-parameter policies."""
 
-from salt.model.build import VARIANTS, build_sam
-from salt.model.checkpoint import CheckpointError, load_sam_checkpoint
+from salt.model.backbones import BACKBONES, VARIANTS, Backbone, BackboneError, backbone, backbone_of
+from salt.model.build import build_sam
+from salt.model.checkpoint import CheckpointError
 from salt.model.segmenter import SamSegmenter
-from salt.model.trainable import TRAINABLE_GROUPS, parameter_summary, set_trainable
+from salt.model.trainable import PAPER_POLICY, group_parameter_names, parameter_summary, set_trainable
 
 __all__ = [
-    "TRAINABLE_GROUPS",
+    "BACKBONES",
+    "PAPER_POLICY",
     "VARIANTS",
+    "Backbone",
+    "BackboneError",
     "CheckpointError",
     "SamSegmenter",
+    "backbone",
+    "backbone_of",
     "build_sam",
-    "load_sam_checkpoint",
+    "group_parameter_names",
     "parameter_summary",
     "set_trainable",
 ]

@@ -5,44 +5,34 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable, Iterable
 
-from segment_anything.modeling.common import LayerNorm2d
 from torch import nn
+
+from salt.model.backbones import BackboneError, backbone
+from salt.model.segmenter import SamSegmenter
 
 log = logging.getLogger(__name__)
 
-_NORMS = (nn.LayerNorm, LayerNorm2d)
-
-
-def _norm_params(model: nn.Module) -> Iterable[str]:
-    # LayerNorms of the image encoder and of the decoder's two-way transformer (not the decoder's
-    # upscaling head, which the paper keeps frozen with the rest of the decoder).
-    for prefix in ("image_encoder", "mask_decoder.transformer"):
-        root = model.get_submodule(prefix)
-        for name, module in root.named_modules():
-            if isinstance(module, _NORMS):
-                for pname, _ in module.named_parameters(recurse=False):
-                    yield ".".join(p for p in (prefix, name, pname) if p)
-
-
-def _prefix(prefix: str) -> Callable[[nn.Module], Iterable[str]]:
-    return lambda model: (f"{prefix}.{n}" for n, _ in model.get_submodule(prefix).named_parameters())
-
-
-TRAINABLE_GROUPS: dict[str, Callable[[nn.Module], Iterable[str]]] = {
-    "norm": _norm_params,
-    "pos_embed": lambda model: ["image_encoder.pos_embed"],
-    "prompt": lambda model: ["class_tokens"],
-    "decoder": _prefix("mask_decoder"),
-    "encoder": _prefix("image_encoder"),
-}
+# The paper's policy on SAM ViT-B: every LayerNorm, the position embedding and the class prompt train.
 PAPER_POLICY = ("norm", "pos_embed", "prompt")
 
 
+def trainable_groups(model: nn.Module) -> dict[str, Callable[[nn.Module], Iterable[str]]]:
+    """The trainable groups the backbone of ``model`` (a SamSegmenter) declares: name -> parameter names."""
+    return backbone(model.backbone).groups()
+
+
 def group_parameter_names(model: nn.Module, group: str) -> set[str]:
-    """Names of the parameters of ``model`` (a SamSegmenter) that belong to ``group``."""
-    if group not in TRAINABLE_GROUPS:
-        raise ValueError(f"unknown trainable group {group!r}; valid groups: {', '.join(TRAINABLE_GROUPS)}")
-    return set(TRAINABLE_GROUPS[group](model))
+    """Names of the parameters of ``model`` (a SamSegmenter) that belong to ``group``.
+
+    Raises:
+        BackboneError: the model's backbone has no group of that name (the message lists its groups).
+    """
+    groups = trainable_groups(model)
+    if group not in groups:
+        raise BackboneError(
+            f"unknown trainable group {group!r} for the {model.backbone} backbone; valid groups: {', '.join(groups)}"
+        )
+    return set(groups[group](model))
 
 
 def set_trainable(model: nn.Module, groups: Iterable[str]) -> set[str]:
@@ -92,11 +82,8 @@ def parameter_summary(model: nn.Module, paper_denominator: float | None = None) 
     trainable = sum(p.numel() for p in params.values() if p.requires_grad)
     total = sum(p.numel() for p in params.values())
     groups: dict[str, dict[str, int]] = {}
-    for group, fn in TRAINABLE_GROUPS.items():
-        try:
-            names = set(fn(model)) & set(params)
-        except AttributeError:
-            continue
+    for group, fn in trainable_groups(model).items() if isinstance(model, SamSegmenter) else ():
+        names = set(fn(model)) & set(params)
         groups[group] = {
             "trainable": sum(params[n].numel() for n in names if params[n].requires_grad),
             "total": sum(params[n].numel() for n in names),

@@ -16,7 +16,7 @@ from salt.peft.checkpoint import (
     load_adapter,
     save_adapter,
 )
-from salt.peft.counting import count_adapter_parameters
+from salt.peft.counting import adapter_ranks, count_adapter_parameters
 from salt.peft.layer import AdapterLayer, adapter_layers
 from salt.peft.merge import merge
 from salt.peft.registry import METHODS, inject, inject_from_config, injections, register, regularization
@@ -31,6 +31,7 @@ __all__ = [
     "AdapterError",
     "AdapterLayer",
     "adapter_layers",
+    "adapter_ranks",
     "adapter_state_dict",
     "base_fingerprint",
     "count_adapter_parameters",

@@ -1,6 +1,8 @@
-"""Counting adapter parameters per method and layer type."""
+"""Counting adapter parameters per method and layer type, and the ranks each target group got."""
 
 from __future__ import annotations
+
+import re
 
 from torch import nn
 
@@ -33,3 +35,33 @@ def count_adapter_parameters(model: nn.Module) -> dict[str, dict[str, int]]:
             if not isinstance(module, AdapterLayer):
                 add(record["method"], type(module).__name__, sum(p.numel() for p in module.parameters()))
     return counts
+
+
+def target_group(name: str) -> str:
+    """A module name with every numeric segment replaced by ``*``: the group of layers repeated per block."""
+    return re.sub(r"(?<=\.)\d+(?=\.|$)|^\d+(?=\.)", "*", name)
+
+
+def adapter_ranks(model: nn.Module) -> dict[str, dict]:
+    """The ranks the adapters of ``model`` were built with, per target group (:func:`target_group`).
+
+    Returns:
+        ``{group: {"method", "count", <hyper-parameter>: [distinct values, ascending], ...}}``, e.g.
+        ``{"image_encoder.blocks.*.attn.qkv": {"method": "salt", "count": 12, "k": [768], "r": [760], "l": [4]}}``;
+        a group whose blocks differ in width (LiteMedSAM's stages) lists each value once.
+    """
+    groups: dict[str, dict] = {}
+    for name, layer in adapter_layers(model):
+        entry = groups.setdefault(target_group(name), {"method": layer.adapter_method, "count": 0})
+        entry["count"] += 1
+        for key, value in layer.hyper_parameters().items():
+            entry.setdefault(key, set()).add(value)
+    for record in injections(model):
+        for name in record["targets"]:
+            if not isinstance(model.get_submodule(name), AdapterLayer):
+                entry = groups.setdefault(target_group(name), {"method": record["method"], "count": 0})
+                entry["count"] += 1
+    return {
+        group: {k: sorted(v) if isinstance(v, set) else v for k, v in entry.items()}
+        for group, entry in sorted(groups.items())
+    }

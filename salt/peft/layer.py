@@ -66,6 +66,10 @@ class AdapterLayer(nn.Module, ABC):
         """Whether the output depends on parameters only (no active dropout), so ``W'`` may be cached."""
         return True
 
+    def hyper_parameters(self) -> dict[str, int | float]:
+        """The structural settings this layer was built with (``k``, ``r``, ``l`` ...), JSON-ready."""
+        return {}
+
     def regularization(self) -> torch.Tensor:
         """This layer's regulariser, a 0-dim tensor (0 for methods without one)."""
         return self.base_layer.weight.new_zeros(())

@@ -66,6 +66,10 @@ class LoraLayer(AdapterLayer):
             delta = F.linear(F.linear(h, self.lora_a), self.lora_b)  # (..., out)
         return self.base_layer(x) + self.scaling * delta
 
+    def hyper_parameters(self) -> dict[str, int | float]:
+        """``k = min(out, in_f)``, the rank ``r`` and the scaling ``alpha / r``."""
+        return {"k": min(self.out_features, self.in_features), "r": self.rank, "scaling": self.scaling}
+
     def extra_repr(self) -> str:
         return f"rank={self.rank}, scaling={self.scaling:g}"
 

@@ -202,6 +202,10 @@ class SaltLayer(SpectralLayer):
         top_change = torch.linalg.vector_norm(self.scale * s + self.shift - s)
         return top_change + frobenius_of_product(self.lora_x, self.lora_y)
 
+    def hyper_parameters(self) -> dict[str, int | float]:
+        """``k``, ``r`` and ``l``, the rank of the tail block's update."""
+        return {**super().hyper_parameters(), "l": self.lora_rank}
+
     def extra_repr(self) -> str:
         return f"{super().extra_repr()}, lora_rank={self.lora_rank}, relu={self.relu}"
 

@@ -214,5 +214,9 @@ class SpectralLayer(AdapterLayer):
         """Forward with autograd, in the form :meth:`choose_form` picks for this input."""
         return self.form_forward(self.choose_form(self.tokens(x), x.requires_grad), x)
 
+    def hyper_parameters(self) -> dict[str, int | float]:
+        """``k = min(out, in_f)`` and ``r``, the number of singular values with a trainable scale and shift."""
+        return {"k": self.k, "r": self.rank}
+
     def extra_repr(self) -> str:
         return f"k={self.k}, rank={self.rank}, execution={self.execution}"

@@ -1,4 +1,10 @@
-"""Builds the network a configuration describes: SAM + class prompts + a PEFT method."""
+"""Builds the network a configuration describes: a SAM-family backbone + class prompts + a PEFT method.
+
+Precedence, highest first: the command line, an experiment file, the model config (its ``adapters`` block
+gives each method's targets and ranks, which ``configs/peft/*.yaml`` read by interpolation), the method's
+defaults. Nothing is replaced afterwards: the options that reach the PEFT method are those of the
+resolved configuration, and the ranks each target group got are recorded (``info["ranks"]``).
+"""
 
 from __future__ import annotations
 
@@ -7,14 +13,18 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+from hydra.utils import get_method
 from omegaconf import DictConfig, OmegaConf
 from torch import nn
 
-from salt.model import build_sam, set_trainable
-from salt.peft import inject_from_config
+from salt.model import BackboneError, set_trainable
+from salt.peft import adapter_ranks, inject_from_config
 from salt.train.errors import ConfigError
 
 log = logging.getLogger(__name__)
+
+# PEFT keys whose value the model config supplies; null means the model declares none.
+MODEL_SUPPLIED = ("target_modules", "rank")
 
 
 def _plain(cfg: Any) -> Any:
@@ -22,7 +32,7 @@ def _plain(cfg: Any) -> Any:
 
 
 def resolve_checkpoint(model_cfg: Mapping, checkpoint_dir: str | Path) -> str | None:
-    """The SAM weights file to load, or None for random weights.
+    """The weights to load: a file path, a name the backbone resolves (``bundled``), or None for random weights.
 
     ``checkpoint: auto`` takes ``<checkpoint_dir>/<default_file>`` when it exists and otherwise falls back to
     random weights with a warning; an explicit path is used as given (a missing file is an error then).
@@ -43,43 +53,76 @@ def resolve_checkpoint(model_cfg: Mapping, checkpoint_dir: str | Path) -> str | 
 
 
 def peft_options(cfg: Mapping) -> dict:
-    """The PEFT configuration with the model's per-method overrides applied (``model.peft_overrides``)."""
+    """The resolved PEFT configuration, checked for the keys the model config must supply.
+
+    Raises:
+        ConfigError: ``peft.method`` is missing, or a key the method needs resolved to null because the model
+            config declares no value for it (``model.adapters``).
+    """
     peft = dict(_plain(cfg["peft"]))
-    overrides = (_plain(cfg["model"]).get("peft_overrides") or {}).get(peft["method"], {})
-    if overrides:
-        changes = ", ".join(
-            f"{k}: {peft.get(k)!r} -> {v!r}" for k, v in overrides.items() if peft.get(k) != v
-        )
-        log.warning("model.peft_overrides of %s replace peft options: %s", cfg["model"]["variant"], changes)
-    return {**peft, **overrides}
+    method = peft.get("method")
+    if method is None:
+        raise ConfigError("peft.method is not set (choose a config: peft=salt|lora|svd|full|none)")
+    if method != "none":
+        for key in MODEL_SUPPLIED:
+            if key in peft and peft[key] is None:
+                raise ConfigError(
+                    f"peft.{key} is null: model {cfg['model'].get('variant')} declares no "
+                    f"adapters.{key if key == 'target_modules' else f'{method}.{key}'}; give peft.{key}=..."
+                )
+    return peft
 
 
 def build_network(cfg: Mapping) -> tuple[nn.Module, dict]:
     """Build the segmentation network of ``cfg`` with its trainable policy and PEFT adapters.
 
+    The model config's ``_target_`` names the builder (``salt.model.build_sam``); it is called with the
+    config's ``variant``, ``checkpoint`` (resolved), ``img_size`` and the data set's ``num_classes``.
+
     Returns:
         ``(model, info)``: the model maps images ``(B, 3, S, S)`` in [0, 255] to logits
-        ``(B, num_classes, S, S)``; ``info`` records the weights file, the PEFT options and the replaced
-        module names.
+        ``(B, num_classes, S, S)``; ``info`` records the weights, the PEFT options, the replaced module
+        names and the ranks per target group.
+
+    Raises:
+        ConfigError: a builder, input size, variant or trainable group the backbone does not have (the
+            message names the ``model.*`` key).
     """
     model_cfg = _plain(cfg["model"])
-    family = model_cfg.get("family", "sam")
-    if family == "classic":
+    if model_cfg.get("family") == "classic":
         return _build_classic(cfg, model_cfg)
-    if family != "sam":
-        raise ConfigError(f"model.family={family!r} is not supported; valid: sam, classic")
+    target = model_cfg.get("_target_")
+    if not target:
+        raise ConfigError(
+            "model._target_ is not set: a model config names its builder (salt.model.build_sam)"
+        )
+    try:
+        builder = get_method(target)
+    except Exception:  # Hydra wraps import failures in several types; all mean a wrong name here
+        raise ConfigError(f"model._target_={target!r} is not an importable function") from None
     checkpoint = resolve_checkpoint(model_cfg, cfg["paths"]["checkpoint_dir"])
-    model = build_sam(
-        model_cfg["variant"],
-        checkpoint,
-        img_size=int(model_cfg["img_size"]),
-        num_classes=int(cfg["dataset"]["num_classes"]),
-    )
-    set_trainable(model, model_cfg.get("trainable") or [])
+    try:
+        model = builder(
+            variant=model_cfg["variant"],
+            checkpoint=checkpoint,
+            img_size=int(model_cfg["img_size"]),
+            num_classes=int(cfg["dataset"]["num_classes"]),
+        )
+    except BackboneError as exc:
+        raise ConfigError(f"model.{exc}" if str(exc).startswith("img_size=") else f"model: {exc}") from None
+    try:
+        set_trainable(model, model_cfg.get("trainable") or [])
+    except BackboneError as exc:
+        raise ConfigError(f"model.trainable: {exc}") from None
     options = peft_options(cfg)
     targets = inject_from_config(model, options)
     log.info("PEFT %s on %d layers", options["method"], len(targets))
-    return model, {"checkpoint": checkpoint, "peft": options, "targets": targets}
+    return model, {
+        "checkpoint": checkpoint,
+        "peft": options,
+        "targets": targets,
+        "ranks": adapter_ranks(model),
+    }
 
 
 def _build_classic(cfg: Mapping, model_cfg: dict) -> tuple[nn.Module, dict]:
@@ -99,4 +142,4 @@ def _build_classic(cfg: Mapping, model_cfg: dict) -> tuple[nn.Module, dict]:
             model_cfg["name"],
             method,
         )
-    return model, {"checkpoint": None, "peft": {"method": "none"}, "targets": []}
+    return model, {"checkpoint": None, "peft": {"method": "none"}, "targets": [], "ranks": {}}

@@ -79,6 +79,7 @@ class SegmentationModule(L.LightningModule):
         # checked in on_load_checkpoint instead.
         self.strict_loading = False
         self.output_dir: Path | None = None
+        self.overlay_subdir = "overlays"  # below output_dir; the zero-shot test pass writes elsewhere
         self.history: list[dict] = []
         self.test_rows: list[dict] = []
         self._val = MetricAccumulator(key=ROW_KEY)
@@ -165,7 +166,7 @@ class SegmentationModule(L.LightningModule):
     def test_step(self, batch: dict, batch_idx: int) -> None:
         logits = self(batch["image"]).float()
         dataset = self.trainer.test_dataloaders.dataset
-        overlay_dir = self.output_dir / "overlays" if self.output_dir is not None else None
+        overlay_dir = self.output_dir / self.overlay_subdir if self.output_dir is not None else None
         self._test.merge(
             evaluate_batch(
                 logits,

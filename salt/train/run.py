@@ -12,14 +12,15 @@ from hydra.utils import instantiate
 from lightning.pytorch.strategies.launchers import _SubprocessScriptLauncher
 from omegaconf import DictConfig, OmegaConf
 
+from salt.metrics import MetricAccumulator
 from salt.model import parameter_summary
 from salt.peft import count_adapter_parameters, save_adapter
 from salt.train.callbacks import InterruptCheckpoint
 from salt.train.datamodule import VesselDataModule
 from salt.train.errors import ConfigError
 from salt.train.loading import load_trained
-from salt.train.module import SegmentationModule
-from salt.train.outputs import write_results
+from salt.train.module import ROW_KEY, SegmentationModule
+from salt.train.outputs import summarize, write_results
 
 log = logging.getLogger(__name__)
 
@@ -87,6 +88,9 @@ def train(cfg: DictConfig) -> dict:
     _check_launch(trainer)
     if trainer.is_global_zero:
         (out_dir / "config.yaml").write_text(OmegaConf.to_yaml(cfg, resolve=True))
+    zero_shot = None
+    if fit and cfg.get("test", True) and cfg.get("zero_shot_test", True):
+        zero_shot = _zero_shot(trainer, module, datamodule)
     if fit:
         trainer.fit(module, datamodule=datamodule, ckpt_path=cfg.get("ckpt_path"))
         if trainer.interrupted:
@@ -110,6 +114,8 @@ def train(cfg: DictConfig) -> dict:
                 "checkpoint": best or None,
                 "pretrained": module.build_info["checkpoint"],
                 "params": params,
+                "adapters": module.build_info["ranks"],
+                "zero_shot": zero_shot,
                 "best_val": _best_val(history),
                 "epochs": trainer.current_epoch,
                 "global_step": trainer.global_step,
@@ -119,6 +125,32 @@ def train(cfg: DictConfig) -> dict:
     if trainer.is_global_zero:
         save_adapter(module.model, out_dir / "adapter.safetensors", metadata={"config": plain})
         _report(result, out_dir)
+    return result
+
+
+def _zero_shot(trainer: L.Trainer, module: SegmentationModule, datamodule: VesselDataModule) -> dict | None:
+    """Test the model as built (before any training step); overlays go to ``overlays/zero_shot``.
+
+    Returns:
+        ``{"mean", "mean_original"}`` summaries as in metrics.json (None on processes other than rank 0).
+    """
+    datamodule.setup("test")
+    module.overlay_subdir = "overlays/zero_shot"
+    trainer.test(module, datamodule=datamodule, verbose=False)
+    module.overlay_subdir = "overlays"
+    if not trainer.is_global_zero:
+        return None
+    accumulator = MetricAccumulator(key=ROW_KEY)
+    accumulator.merge(module.test_rows)
+    result = {"mean": summarize(accumulator, "model"), "mean_original": summarize(accumulator, "original")}
+    mean = result["mean"] or {}
+    if "dice" in mean:
+        log.info(
+            "zero-shot test (before training): Dice %.4f  HD95 %.2f px over %d cases",
+            mean["dice"],
+            mean["hd95"],
+            mean["n_cases"],
+        )
     return result
 
 

@@ -17,7 +17,6 @@ KEYS = {
     "img_size",
     "kwargs",
     "trainable",
-    "peft_overrides",
     "paper_param_denominator",
 }
 PAPER_IMG_SIZE = 512

@@ -7,7 +7,8 @@ import torch
 from torch import nn
 
 from salt.classic import CLASSIC_MODELS, ClassicSegmenter, SegNet, build_classic
-from salt.model.segmenter import PIXEL_MEAN, PIXEL_STD
+from salt.model.normalize import SAM_PIXEL_MEAN as PIXEL_MEAN
+from salt.model.normalize import SAM_PIXEL_STD as PIXEL_STD
 
 SIZE = 64
 # The same classes as the paper-sized configs at toy widths, so every network runs in well under a second.

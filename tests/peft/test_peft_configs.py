@@ -1,4 +1,5 @@
-"""configs/peft/*.yaml: one file per registered method, each injecting on the tiny SAM."""
+"""configs/peft/*.yaml: one file per registered method, each injecting on the tiny SAM with the targets and
+ranks of the model config it is composed with (``model.adapters``)."""
 
 from __future__ import annotations
 
@@ -7,6 +8,7 @@ from pathlib import Path
 
 import pytest
 import torch
+from hydra import compose, initialize_config_dir
 from omegaconf import OmegaConf
 from peft_helpers import tiny_sam
 
@@ -15,12 +17,17 @@ from salt.peft import METHODS, adapter_layers, count_adapter_parameters, inject_
 
 CONFIG_DIR = Path(__file__).resolve().parents[2] / "configs" / "peft"
 CONFIGS = sorted(p.stem for p in CONFIG_DIR.glob("*.yaml"))
-# Ranks that fit the tiny encoder (k = 32): a fraction for every rank and rank_pattern entry.
-TINY_RANK = 0.25
 
 
 def _load(name: str):
     return OmegaConf.load(CONFIG_DIR / f"{name}.yaml")
+
+
+def composed_peft(model: str, peft: str, *overrides: str) -> dict:
+    """The ``peft`` node of ``train.yaml`` composed with ``model=<model> peft=<peft>``, resolved."""
+    with initialize_config_dir(config_dir=str(CONFIG_DIR.parent), version_base="1.3"):
+        cfg = compose("train", overrides=[f"model={model}", f"peft={peft}", *overrides])
+        return OmegaConf.to_container(cfg.peft, resolve=True)
 
 
 def test_config_names_equal_registry_keys() -> None:
@@ -38,12 +45,7 @@ def test_config_keys_are_the_method_options(name: str) -> None:
 
 @pytest.mark.parametrize("name", CONFIGS)
 def test_config_injects_into_the_image_encoder_only(name: str) -> None:
-    cfg = _load(name)
-    if "rank" in cfg:
-        cfg.rank = TINY_RANK
-    for pattern in cfg.get("rank_pattern", {}):
-        cfg.rank_pattern[pattern] = TINY_RANK
-    names = inject_from_config(tiny_sam(), cfg)
+    names = inject_from_config(tiny_sam(), composed_peft("sam_tiny", name))
     if name == "none":
         assert names == []
         return
@@ -51,10 +53,10 @@ def test_config_injects_into_the_image_encoder_only(name: str) -> None:
     assert all(n.startswith("image_encoder.") for n in names)
 
 
-def test_salt_config_holds_the_paper_vit_b_ranks() -> None:
+def test_salt_on_vit_b_gets_the_paper_ranks() -> None:
     with torch.device("meta"):
         model = build_sam("vit_b", img_size=512)
-    inject_from_config(model, _load("salt"))
+    inject_from_config(model, composed_peft("sam_vit_b", "salt"))
     ranks = {
         name.split(".", 3)[-1] if "blocks" in name else name: layer.rank
         for name, layer in adapter_layers(model)
@@ -71,3 +73,36 @@ def test_salt_config_holds_the_paper_vit_b_ranks() -> None:
     assert len(layers) == 12 * 4 + 2 and all(layer.lora_rank == 4 for layer in layers.values())
     expected = sum(2 * m.rank + 2 * (m.k - m.rank) * 4 for m in layers.values())
     assert sum(count_adapter_parameters(model)["salt"].values()) == expected
+
+
+def test_peft_configs_name_no_module_of_any_backbone() -> None:
+    # Targets and ranks belong to the model configs; a method file only points at them.
+    for name in CONFIGS:
+        text = OmegaConf.to_yaml(_load(name))  # the values, without the comments
+        for module_name in ("image_encoder", "blocks", "qkv", "lin1", "fc1", "neck", "layers"):
+            assert module_name not in text, (name, module_name)
+
+
+def test_command_line_ranks_win_over_the_model_config() -> None:
+    peft = composed_peft("sam_vit_b", "salt", "peft.rank=512", "peft.lora_rank=16")
+    assert peft["rank"] == 512 and peft["lora_rank"] == 16
+    assert peft["rank_pattern"] == {r"mlp\.lin[12]": 50, r"neck\.[02]": 250}  # the model's, not replaced
+    assert composed_peft("sam_vit_b", "salt", "peft.rank_pattern={}")["rank_pattern"] == {}
+    assert composed_peft("sam_vit_b", "lora", "peft.rank=256")["rank"] == 256
+
+
+def test_medsam_lite_takes_the_paper_ranks_as_fractions_of_k() -> None:
+    model = build_sam("medsam_lite")
+    inject_from_config(model, composed_peft("medsam_lite", "salt"))
+    got = {name: (layer.k, layer.rank) for name, layer in adapter_layers(model)}
+    # attention 760/768 of k, MLP 50/768, neck 250/256 (floored), on every transformer block of stages 1-3
+    widths = {1: 128, 2: 160, 3: 320}
+    blocks = {1: 2, 2: 6, 3: 2}
+    expected = {}
+    for stage, k in widths.items():
+        for b in range(blocks[stage]):
+            prefix = f"image_encoder.layers.{stage}.blocks.{b}"
+            expected |= {f"{prefix}.attn.qkv": (k, int(0.99 * k)), f"{prefix}.attn.proj": (k, int(0.99 * k))}
+            expected |= {f"{prefix}.mlp.fc1": (k, int(0.065 * k)), f"{prefix}.mlp.fc2": (k, int(0.065 * k))}
+    expected |= {"image_encoder.neck.0": (256, 250), "image_encoder.neck.2": (256, 250)}
+    assert got == expected
