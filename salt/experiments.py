@@ -16,6 +16,7 @@ from hydra.core.hydra_config import HydraConfig
 from hydra.core.override_parser.overrides_parser import OverridesParser
 from omegaconf import DictConfig, OmegaConf
 
+from salt.errors import ConfigError
 from salt.results.collect import row_label
 
 CONFIGS = Path(__file__).resolve().parents[1] / "configs"
@@ -78,7 +79,7 @@ def list_runs(experiment: str, overrides: list[str] | None = None) -> list[dict]
     """Every run ``experiment`` launches: ``{"overrides", "row", "dataset", "seed", "subdir", "job"}`` each."""
     overrides = list(overrides or [])
     if experiment not in experiments():
-        raise ValueError(f"experiment={experiment!r} does not exist; valid: {', '.join(experiments())}")
+        raise ConfigError(f"experiment={experiment!r} does not exist; valid: {', '.join(experiments())}")
     with hydra_configs():
         base = compose_run(experiment, overrides)
         runs = sweep_runs(base) or [[]]

@@ -6,6 +6,8 @@ import torch
 from monai.losses import FocalLoss, MaskedDiceLoss
 from torch import nn
 
+from salt.errors import ConfigError
+
 
 class FocalDiceLoss(nn.Module):
     """``focal_weight * focal + dice_weight * soft_dice``, each class an independent sigmoid.
@@ -38,9 +40,9 @@ class FocalDiceLoss(nn.Module):
     ) -> None:
         super().__init__()
         if not 0.0 <= alpha <= 1.0:
-            raise ValueError(f"focal alpha must lie in [0, 1], got {alpha}")
+            raise ConfigError(f"focal alpha must lie in [0, 1], got {alpha}")
         if gamma < 0 or smooth < 0:
-            raise ValueError(f"focal gamma and Dice smooth must be >= 0, got gamma={gamma}, smooth={smooth}")
+            raise ConfigError(f"focal gamma and Dice smooth must be >= 0, got gamma={gamma}, smooth={smooth}")
         self.focal_weight = focal_weight
         self.dice_weight = dice_weight
         self.focal = FocalLoss(

@@ -21,6 +21,7 @@ from torch import nn
 
 from salt.classic.segmenter import ClassicSegmenter
 from salt.classic.segnet import SegNet
+from salt.errors import ConfigError
 
 IN_CHANNELS = 3
 SPATIAL_DIMS = 2
@@ -35,16 +36,16 @@ def _check_kwargs(cls: type, name: str, kwargs: dict[str, Any], fixed: dict[str,
     valid = sorted(named - set(fixed))
     wrong = sorted(set(kwargs) - set(valid))
     if wrong:
-        raise ValueError(f"model.kwargs for {name}: unsupported key(s) {wrong}; valid: {valid}")
+        raise ConfigError(f"model.kwargs for {name}: unsupported key(s) {wrong}; valid: {valid}")
     required = {p.name for p in params if p.default is p.empty and p.kind != p.VAR_KEYWORD}
     missing = sorted(required - set(fixed) - set(kwargs))
     if missing:
-        raise ValueError(f"model.kwargs for {name}: missing key(s) {missing}")
+        raise ConfigError(f"model.kwargs for {name}: missing key(s) {missing}")
 
 
 def _check_size(img_size: int, multiple: int, name: str) -> None:
     if img_size % multiple:
-        raise ValueError(f"model.img_size={img_size} must be a multiple of {multiple} for {name}")
+        raise ConfigError(f"model.img_size={img_size} must be a multiple of {multiple} for {name}")
 
 
 def _unet(num_classes: int, img_size: int, **kwargs: Any) -> nn.Module:
@@ -135,5 +136,5 @@ def build_classic(name: str, num_classes: int, img_size: int, **kwargs: Any) -> 
             cannot take.
     """
     if name not in CLASSIC_MODELS:
-        raise ValueError(f"model.name={name!r} is not a classic model; valid: {sorted(CLASSIC_MODELS)}")
+        raise ConfigError(f"model.name={name!r} is not a classic model; valid: {sorted(CLASSIC_MODELS)}")
     return CLASSIC_MODELS[name](num_classes, img_size, **kwargs)

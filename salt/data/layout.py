@@ -15,6 +15,8 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
+from salt.errors import UserError
+
 IMAGES_DIR = "images"
 MASKS_DIR = "masks"
 FOV_DIR = "fov"
@@ -29,7 +31,7 @@ VOLUME_SUFFIXES = (".nii", ".nii.gz", ".mha", ".mhd", ".nrrd")
 SUPPORTED_SUFFIXES = PLANAR_SUFFIXES + VOLUME_SUFFIXES
 
 
-class DatasetError(ValueError):
+class DatasetError(UserError, ValueError):
     """A data set folder, file or setting that cannot be used; the message names the file and problem."""
 
 

@@ -10,10 +10,12 @@ from pathlib import Path
 
 import torch
 
+from salt.errors import UserError
+
 CHECKPOINTS_HELP = "see checkpoints/README.md for the official file names and download addresses"
 
 
-class CheckpointError(ValueError):
+class CheckpointError(UserError, ValueError):
     """A checkpoint file is missing, unreadable or does not fit the requested model (one-line message)."""
 
 

@@ -16,21 +16,23 @@ from typing import Any, ClassVar
 
 from torch import nn
 
+from salt.errors import ConfigError
+
 
 def check_choice(key: str, value: Any, choices: tuple[str, ...]) -> None:
-    """Raise a one-line ``ValueError`` unless option ``key`` is one of ``choices``."""
+    """Raise a one-line :class:`ConfigError` unless option ``key`` is one of ``choices``."""
     if value not in choices:
-        raise ValueError(f"option {key}={value!r} is not valid; valid values: {', '.join(choices)}")
+        raise ConfigError(f"option {key}={value!r} is not valid; valid values: {', '.join(choices)}")
 
 
 def check_rank_value(key: str, value: Any) -> None:
     """Raise unless ``value`` is a rank: an int >= 1 or a float fraction in (0, 1]."""
     if isinstance(value, bool) or not isinstance(value, (int, float)):
-        raise ValueError(f"option {key}={value!r} must be an int >= 1 or a float fraction in (0, 1]")
+        raise ConfigError(f"option {key}={value!r} must be an int >= 1 or a float fraction in (0, 1]")
     if isinstance(value, float) and not 0.0 < value <= 1.0:
-        raise ValueError(f"option {key}={value!r}: a float rank is a fraction of k and must lie in (0, 1]")
+        raise ConfigError(f"option {key}={value!r}: a float rank is a fraction of k and must lie in (0, 1]")
     if isinstance(value, int) and value < 1:
-        raise ValueError(f"option {key}={value!r} must be >= 1")
+        raise ConfigError(f"option {key}={value!r} must be >= 1")
 
 
 def flat_shape(module: nn.Module) -> tuple[int, int]:
@@ -42,12 +44,12 @@ def flat_shape(module: nn.Module) -> tuple[int, int]:
 def check_supported(name: str, module: nn.Module) -> None:
     """Raise unless ``module`` is an ``nn.Linear`` or an ungrouped ``nn.Conv2d``."""
     if not isinstance(module, (nn.Linear, nn.Conv2d)):
-        raise ValueError(
+        raise ConfigError(
             f"target module {name} is a {type(module).__name__}; only nn.Linear and nn.Conv2d can be adapted "
             "(narrow target_modules)"
         )
     if isinstance(module, nn.Conv2d) and module.groups != 1:
-        raise ValueError(f"target module {name} is a grouped Conv2d (groups={module.groups}); only groups=1")
+        raise ConfigError(f"target module {name} is a grouped Conv2d (groups={module.groups}); only groups=1")
 
 
 @dataclass(frozen=True)
@@ -68,7 +70,7 @@ class Method(ABC):
         valid = [f.name for f in fields(cls)]
         unknown = sorted(set(options) - set(valid))
         if unknown:
-            raise ValueError(
+            raise ConfigError(
                 f"unknown option {unknown[0]!r} for method {cls.name!r}; valid options: {', '.join(valid) or 'none'}"
             )
         return cls(**options)
@@ -101,7 +103,7 @@ class Method(ABC):
         check_rank_value(label, value)
         rank = max(1, math.floor(value * k)) if isinstance(value, float) else value
         if rank > k:
-            raise ValueError(
+            raise ConfigError(
                 f"option {label}={value!r} does not fit module {name}: the valid range is [1, {k}] "
                 f"(k = min(out, in) = {k}) or a float fraction in (0, 1]"
             )

@@ -27,6 +27,7 @@ from safetensors.torch import load_file, save_file
 from torch import nn
 
 import salt
+from salt.errors import UserError
 from salt.peft.layer import AdapterLayer, adapter_layers
 from salt.peft.registry import inject, injections
 
@@ -35,7 +36,7 @@ log = logging.getLogger(__name__)
 FINGERPRINT_SAMPLES = 64
 
 
-class AdapterError(ValueError):
+class AdapterError(UserError, ValueError):
     """An adapter file is missing, unreadable or does not fit the model (one-line message)."""
 
 

@@ -17,6 +17,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from salt.errors import ConfigError
 from salt.peft.base import Method, check_rank_value
 from salt.peft.layer import AdapterLayer
 from salt.peft.registry import register
@@ -89,9 +90,9 @@ class Lora(Method):
         for pattern, value in self.rank_pattern.items():
             check_rank_value(f"rank_pattern[{pattern!r}]", value)
         if self.alpha is not None and not (_is_number(self.alpha) and self.alpha > 0):
-            raise ValueError(f"option alpha={self.alpha!r} must be a number > 0 (or null for alpha = rank)")
+            raise ConfigError(f"option alpha={self.alpha!r} must be a number > 0 (or null for alpha = rank)")
         if not (_is_number(self.dropout) and 0.0 <= self.dropout < 1.0):
-            raise ValueError(f"option dropout={self.dropout!r} must lie in [0, 1)")
+            raise ConfigError(f"option dropout={self.dropout!r} must lie in [0, 1)")
 
     def check(self, name: str, module: nn.Module) -> None:
         """Supported module type and a rank that fits it."""

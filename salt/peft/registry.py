@@ -20,6 +20,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from salt.errors import ConfigError
 from salt.peft.base import Method
 from salt.peft.layer import AdapterLayer, adapter_layers
 
@@ -73,11 +74,11 @@ def _check_targets(target_modules: Any) -> str | list[str]:
         try:
             re.compile(target_modules)
         except re.error as exc:
-            raise ValueError(f"target_modules={target_modules!r} is not a valid regex ({exc})") from None
+            raise ConfigError(f"target_modules={target_modules!r} is not a valid regex ({exc})") from None
         return target_modules
     if isinstance(target_modules, Sequence) and all(isinstance(t, str) for t in target_modules):
         return list(target_modules)
-    raise ValueError(
+    raise ConfigError(
         f"target_modules={target_modules!r} must be a regex string or a list of module-name suffixes"
     )
 
@@ -104,12 +105,12 @@ def inject(model: nn.Module, method: str, target_modules: str | Sequence[str], *
             module type, a rank that does not fit a module, or a module that is already adapted.
     """
     if method not in METHODS:
-        raise ValueError(f"unknown PEFT method {method!r}; valid methods: {', '.join(sorted(METHODS))}")
+        raise ConfigError(f"unknown PEFT method {method!r}; valid methods: {', '.join(sorted(METHODS))}")
     spec = METHODS[method].from_options(options)
     target_modules = _check_targets(target_modules)
     names = match_targets(model, target_modules) if spec.matches_targets else []
     if spec.matches_targets and not names:
-        raise ValueError(
+        raise ConfigError(
             f"target_modules={target_modules!r} matched no module of {type(model).__name__} "
             f"(method {method!r}); give name suffixes such as 'attn.qkv' or a regex for the full name"
         )
@@ -154,7 +155,7 @@ def inject_from_config(model: nn.Module, cfg: Mapping[str, Any]) -> list[str]:
     """
     options = _plain(cfg)
     if "method" not in options:
-        raise ValueError(f"PEFT config has no 'method' key (keys: {', '.join(options) or 'none'})")
+        raise ConfigError(f"PEFT config has no 'method' key (keys: {', '.join(options) or 'none'})")
     method = options.pop("method")
     target_modules = options.pop("target_modules", [])
     options.pop("reg_weight", None)

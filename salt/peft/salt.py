@@ -25,6 +25,7 @@ from dataclasses import dataclass, field
 import torch
 from torch import nn
 
+from salt.errors import ConfigError
 from salt.peft.base import Method, check_choice, check_rank_value
 from salt.peft.registry import register
 from salt.peft.spectral import EXECUTION_FORMS, SpectralLayer
@@ -227,12 +228,12 @@ class Salt(Method):
         for pattern, value in self.rank_pattern.items():
             check_rank_value(f"rank_pattern[{pattern!r}]", value)
         if isinstance(self.lora_rank, bool) or not isinstance(self.lora_rank, int) or self.lora_rank < 1:
-            raise ValueError(f"option lora_rank={self.lora_rank!r} must be an int >= 1")
+            raise ConfigError(f"option lora_rank={self.lora_rank!r} must be an int >= 1")
         check_choice("relu", self.relu, RELU_MODES)
         check_choice("init", self.init, INITS)
         check_choice("execution", self.execution, SALT_FORMS)
         if self.execution == "delta" and self.relu != "diagonal":
-            raise ValueError(DELTA_NEEDS_DIAGONAL)
+            raise ConfigError(DELTA_NEEDS_DIAGONAL)
 
     def check(self, name: str, module: nn.Module) -> None:
         """Supported module type and a rank that fits it."""

@@ -1,11 +1,11 @@
-"""User-facing errors of the command-line entry points."""
+"""User-facing errors of the command-line entry points (see :mod:`salt.errors`)."""
 
 from __future__ import annotations
 
+from salt.errors import ConfigError, UserError
 
-class ConfigError(ValueError):
-    """A configuration value is wrong; the message names the key, the value and what is valid."""
+__all__ = ["ConfigError", "NonFiniteLossError", "UserError"]
 
 
-class NonFiniteLossError(RuntimeError):
+class NonFiniteLossError(UserError, RuntimeError):
     """The training loss became NaN or infinite; training stops and keeps the last good checkpoint."""

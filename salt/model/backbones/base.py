@@ -15,13 +15,14 @@ from typing import ClassVar
 
 from torch import nn
 
+from salt.errors import ConfigError
 from salt.model.checkpoint import CheckpointError, read_state_dict
 from salt.model.segmenter import SamSegmenter
 
 GroupFn = Callable[[SamSegmenter], Iterable[str]]
 
 
-class BackboneError(ValueError):
+class BackboneError(ConfigError):
     """A setting the backbone cannot take (input size, trainable group, variant); one-line message."""
 
 
