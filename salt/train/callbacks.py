@@ -1,32 +1,104 @@
-"""Callbacks the training run always uses."""
+"""What the training run always uses for its checkpoints: ``last.ckpt`` and atomic file writes."""
 
 from __future__ import annotations
 
 import logging
+import os
 from pathlib import Path
+from typing import Any
 
 import lightning as L
+import torch
+from lightning.pytorch.callbacks import Checkpoint
+from lightning.pytorch.plugins.io import TorchCheckpointIO
+
+from salt.errors import ConfigError
 
 log = logging.getLogger(__name__)
 
 
-class InterruptCheckpoint(L.Callback):
-    """On Ctrl-C, save ``interrupted.ckpt`` next to the other checkpoints so the run can be resumed.
+class AtomicCheckpointIO(TorchCheckpointIO):
+    """Writes each checkpoint to a temporary file in its own folder and renames it into place.
 
-    Other failures (a non-finite loss, say) save nothing: the checkpoints written before them are the last
-    good state.
+    A process killed while writing leaves the previous file intact. Lightning's own write goes through a
+    temporary file in the system temp folder, which is a copy rather than a rename when that folder is on
+    another file system.
     """
 
-    def __init__(self, dirpath: str | Path) -> None:
-        self.dirpath = Path(dirpath)
-        self.saved: Path | None = None
+    def save_checkpoint(self, checkpoint: dict[str, Any], path: Any, storage_options: Any = None) -> None:
+        if storage_options is not None:
+            raise TypeError(f"{type(self).__name__} takes no storage_options")
+        path = Path(path)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_name(f".{path.name}.tmp")
+        try:
+            with open(tmp, "wb") as f:
+                torch.save(checkpoint, f)
+                f.flush()
+                os.fsync(f.fileno())
+            os.replace(tmp, path)
+        finally:
+            tmp.unlink(missing_ok=True)
+
+
+class LastCheckpoint(Checkpoint):
+    """Keeps ``<dirpath>/last.ckpt`` at the end of the latest epoch, and every N optimizer steps when asked.
+
+    Lightning's ``ModelCheckpoint(save_last=True)`` rewrites ``last.ckpt`` only when it saves a monitored
+    checkpoint too, so beside a best-by-validation checkpoint it stays at the best epoch. Being a
+    :class:`~lightning.pytorch.callbacks.Checkpoint`, this callback's epoch-end hook runs after the
+    LightningModule's, so the file holds the finished epoch's history row.
+
+    A step checkpoint lies inside an epoch: resuming from it finishes that epoch with the batches it has left,
+    drawn in a new order (Lightning cannot resume a plain DataLoader mid-epoch), so only epoch-end files
+    reproduce an uninterrupted run exactly.
+
+    Args:
+        dirpath: the checkpoint folder.
+        every_n_train_steps: also save after every N-th optimizer step (None: only at epoch ends).
+    """
+
+    def __init__(self, dirpath: str | Path, every_n_train_steps: int | None = None) -> None:
+        n = every_n_train_steps
+        if n is not None and (isinstance(n, bool) or not isinstance(n, int) or n < 1):
+            raise ConfigError(
+                f"callbacks.last_checkpoint.every_n_train_steps={n!r} must be an int >= 1 or null"
+            )
+        self.path = Path(dirpath) / "last.ckpt"
+        self.every_n_train_steps = n
+        self._saved_step: int | None = None
+
+    @property
+    def state_key(self) -> str:
+        return f"{type(self).__name__}{{path={self.path}}}"
+
+    def on_train_batch_end(self, trainer: L.Trainer, *args: Any) -> None:
+        n, step = self.every_n_train_steps, trainer.global_step
+        # The last batch of an epoch is followed by the epoch-end save, which also holds the epoch's row.
+        if (
+            not n
+            or step % n
+            or step == self._saved_step
+            or trainer.fit_loop.epoch_loop.batch_progress.is_last_batch
+        ):
+            return
+        self._save(trainer)
+
+    def on_train_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        self._save(trainer)
 
     def on_exception(
         self, trainer: L.Trainer, pl_module: L.LightningModule, exception: BaseException
     ) -> None:
-        if not isinstance(exception, KeyboardInterrupt) or trainer.state.fn != "fit":
+        # Nothing of an unfinished epoch is saved (resuming inside it could not reproduce it): say where to
+        # resume from instead.
+        if not isinstance(exception, KeyboardInterrupt) or not trainer.is_global_zero:
             return
-        path = self.dirpath / "interrupted.ckpt"
-        trainer.save_checkpoint(path)
-        self.saved = path
-        log.warning("interrupted: saved %s; resume with ckpt_path=%s", path, path)
+        where = f"resume with ckpt_path={self.path}" if self.path.is_file() else "no state to resume from yet"
+        log.warning("interrupted in epoch %d: that epoch is not recorded; %s", trainer.current_epoch, where)
+
+    def _save(self, trainer: L.Trainer) -> None:
+        if trainer.sanity_checking or trainer.fast_dev_run:
+            return
+        trainer.save_checkpoint(self.path, weights_only=False)
+        self._saved_step = trainer.global_step

@@ -10,34 +10,54 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from omegaconf import DictConfig
+from hydra.experimental.callback import Callback
+from omegaconf import DictConfig, OmegaConf
 
-from salt.model import CheckpointError
-from salt.train.errors import ConfigError, NonFiniteLossError
+from salt.errors import ConfigError, UserError
+from salt.train.checks import make_folder
 
 log = logging.getLogger("salt")
 
-# Errors that come from what the user asked for (a path, a config value, the data), not from a bug.
-USER_ERRORS: tuple[type[BaseException], ...] = (
-    CheckpointError,
-    ConfigError,
-    NonFiniteLossError,
-    FileNotFoundError,
-    ValueError,
-)
+# Only the project's own error types, raised where a user's input is checked, are user mistakes: anything
+# else (a ValueError deep in the code included) is a bug and keeps its traceback and its run folder.
+USER_ERRORS: tuple[type[BaseException], ...] = (UserError,)
+
+# What Hydra and the job write before any result exists: a folder holding nothing else is a refused run.
+_BOOKKEEPING_DIRS = {".hydra"}
+_BOOKKEEPING_FILES = {"config.yaml"}
 
 
 def _only_bookkeeping(out_dir: Path) -> bool:
-    # Hydra writes .hydra/ and a log at start; a folder holding nothing else has no result worth keeping.
-    keep = {".hydra", "config.yaml"}
-    return out_dir.is_dir() and all(p.name in keep or p.suffix == ".log" for p in out_dir.iterdir())
+    if not out_dir.is_dir():
+        return False
+    for path in out_dir.rglob("*"):
+        relative = path.relative_to(out_dir)
+        if relative.parts[0] in _BOOKKEEPING_DIRS or path.is_dir():
+            continue
+        if len(relative.parts) > 1 or not (path.name in _BOOKKEEPING_FILES or path.suffix == ".log"):
+            return False
+    return True
+
+
+def single_log_lines() -> None:
+    """Print each Lightning log record once.
+
+    Importing ``lightning`` gives its logger a console handler of its own; under Hydra, whose handlers on the
+    root logger already print every record, each Lightning line would then appear twice.
+    """
+    if logging.getLogger().handlers:
+        lightning_log = logging.getLogger("lightning")
+        for handler in list(lightning_log.handlers):
+            lightning_log.removeHandler(handler)
 
 
 def run_job(job: Callable[[DictConfig], Any], cfg: DictConfig) -> Any:
     """Run ``job(cfg)``; a user mistake is logged as one line and exits with status 1.
 
-    Set ``SALT_DEBUG=1`` to get the full traceback instead.
+    A refused run leaves no run folder behind (a folder that already held results is kept). Set
+    ``SALT_DEBUG=1`` to get the full traceback instead.
     """
+    single_log_lines()
     out_dir = Path(cfg.paths.output_dir)
     try:
         return job(cfg)
@@ -49,3 +69,29 @@ def run_job(job: Callable[[DictConfig], Any], cfg: DictConfig) -> Any:
         if _only_bookkeeping(out_dir):
             shutil.rmtree(out_dir, ignore_errors=True)
         sys.exit(1)
+
+
+class RunFolderCheck(Callback):
+    """Refuse, in one line, a run whose folder cannot be created, before Hydra tries and fails with a traceback.
+
+    Registered in ``configs/hydra/default.yaml``; the folder is ``hydra.run.dir`` (``hydra.sweep.dir`` for a
+    multirun), by default below ``paths.log_dir``.
+    """
+
+    def on_run_start(self, config: DictConfig, **kwargs: Any) -> None:
+        self._check(config, "run")
+
+    def on_multirun_start(self, config: DictConfig, **kwargs: Any) -> None:
+        self._check(config, "sweep")
+
+    @staticmethod
+    def _check(config: DictConfig, mode: str) -> None:
+        key = f"hydra.{mode}.dir"
+        given = {o.split("=", 1)[0].lstrip("+~") for o in config.hydra.overrides.task}
+        named = key if key in given or "paths.log_dir" not in given else "paths.log_dir"
+        # Hydra's ${now:} is cached, so this is the folder Hydra itself uses next.
+        try:
+            make_folder(named, str(OmegaConf.select(config, key)))
+        except ConfigError as exc:
+            log.error("error: %s", exc)
+            sys.exit(1)

@@ -5,9 +5,13 @@ from __future__ import annotations
 import copy
 import json
 import logging
+from collections.abc import Mapping
 from pathlib import Path
+from typing import Any
 
 import torch
+from omegaconf import DictConfig, ListConfig, OmegaConf
+from omegaconf.errors import OmegaConfBaseException
 
 from salt.train.errors import ConfigError
 from salt.train.module import SegmentationModule
@@ -33,8 +37,99 @@ def find_checkpoint(path: str | Path) -> Path:
     return path
 
 
+# Where the frozen base weights come from: the base fingerprint in every checkpoint checks the weights.
+_WEIGHT_SOURCE_KEYS = {"checkpoint", "default_file", "paper_param_denominator"}
+# Compared first, so a different network is named by what defines it rather than by a side option.
+_IDENTITY_KEYS = ("family", "variant", "name", "method")
+_DERIVED = object()
+EVAL_HINT = "the network comes from the checkpoint: drop the setting"
+RESUME_HINT = "a resumed run keeps its network: resume with the run's settings or start a new run"
+
+
+def read_run_config(path: Path, key: str = "ckpt") -> tuple[dict | None, dict]:
+    """``(state, run_cfg)`` of a ``.ckpt`` (state = the loaded checkpoint) or an adapter file (state = None).
+
+    ``key`` is the config key that named ``path``, for the error messages.
+    """
+    if path.suffix == ".ckpt":
+        try:
+            state = torch.load(path, map_location="cpu", weights_only=False)
+            return state, copy.deepcopy(state["hyper_parameters"]["cfg"])
+        except Exception as exc:  # any unreadable file means the same to the user
+            raise ConfigError(
+                f"{key}={path}: not a readable training checkpoint ({type(exc).__name__})"
+            ) from None
+    sidecar = path.with_suffix(".json")
+    if not sidecar.is_file():
+        raise ConfigError(f"{key}={path}: its metadata file {sidecar.name} is missing")
+    run_cfg = json.loads(sidecar.read_text()).get("metadata", {}).get("config")
+    if run_cfg is None:
+        raise ConfigError(f"{key}={path}: {sidecar.name} records no run configuration")
+    return None, copy.deepcopy(run_cfg)
+
+
+def _value(group: Any, key: str) -> Any:
+    # A value interpolated in the job's own config (img_size: ${dataset.img_size}) was not set by the user and
+    # follows the job's data set, which may differ from the run's: it cannot contradict anything.
+    if isinstance(group, DictConfig):
+        if OmegaConf.is_interpolation(group, key):
+            return _DERIVED
+        try:
+            value = group[key]
+        except OmegaConfBaseException:
+            return _DERIVED
+        return (
+            OmegaConf.to_container(value, resolve=True)
+            if isinstance(value, (DictConfig, ListConfig))
+            else value
+        )
+    return group.get(key)
+
+
+def check_same_network(cfg: Mapping, run_cfg: Mapping, source: str, hint: str = EVAL_HINT) -> None:
+    """Refuse ``model``, ``peft`` or ``dataset.num_classes`` settings of ``cfg`` that contradict the run
+    recorded in ``run_cfg``, in one line naming both values.
+
+    Args:
+        cfg: the job's configuration (a DictConfig or a plain dict); groups it lacks are not compared.
+        run_cfg: the configuration the checkpoint was trained with.
+        source: how the user named the checkpoint (``ckpt=...`` or ``ckpt_path=...``), for the message.
+        hint: what to do instead, ending the message.
+    """
+    for group in ("model", "peft"):
+        given, recorded = cfg.get(group), run_cfg.get(group) or {}
+        if given is None:
+            continue
+        rest = sorted((set(given) | set(recorded)) - set(_IDENTITY_KEYS) - _WEIGHT_SOURCE_KEYS)
+        for key in [k for k in _IDENTITY_KEYS if k in given or k in recorded] + rest:
+            value = _value(given, key)
+            if value is not _DERIVED and value != recorded.get(key):
+                raise ConfigError(
+                    f"{group}.{key}={value!r} contradicts {source}, trained with {group}.{key}="
+                    f"{recorded.get(key)!r}; {hint}"
+                )
+    dataset = cfg.get("dataset")
+    if dataset is not None and int(dataset["num_classes"]) != int(run_cfg["dataset"]["num_classes"]):
+        raise ConfigError(
+            f"dataset.num_classes={dataset['num_classes']} contradicts {source}, trained with "
+            f"dataset.num_classes={run_cfg['dataset']['num_classes']}; {hint}"
+        )
+
+
+def check_resume(cfg: Mapping) -> None:
+    """Refuse ``ckpt_path`` (a checkpoint to resume) when it is no training checkpoint or was trained with
+    another network than ``cfg`` (the resolved training configuration) describes."""
+    path = Path(cfg["ckpt_path"])
+    if path.suffix != ".ckpt" or not path.is_file():
+        raise ConfigError(f"ckpt_path={path}: no such training checkpoint (e.g. <run>/checkpoints/last.ckpt)")
+    check_same_network(cfg, read_run_config(path, "ckpt_path")[1], f"ckpt_path={path}", RESUME_HINT)
+
+
 def load_trained(
-    ckpt: str | Path, base_checkpoint: str | None = None, dataset: dict | None = None
+    ckpt: str | Path,
+    base_checkpoint: str | None = None,
+    dataset: dict | None = None,
+    given: Mapping | None = None,
 ) -> tuple[SegmentationModule, dict]:
     """Rebuild the trained module recorded in ``ckpt``.
 
@@ -42,38 +137,21 @@ def load_trained(
         ckpt: a run folder, a ``.ckpt`` written by training, or an ``adapter.safetensors``.
         base_checkpoint: a SAM weights file replacing the one recorded at training time.
         dataset: a data-set config replacing the recorded one (its ``num_classes`` must match).
+        given: the job's configuration; its ``model``/``peft`` groups, when present, must agree with the run.
 
     Returns:
         ``(module, run_cfg)`` with the module in eval mode on the CPU.
     """
     path = find_checkpoint(ckpt)
-    if path.suffix == ".ckpt":
-        try:
-            state = torch.load(path, map_location="cpu", weights_only=False)
-            run_cfg = state["hyper_parameters"]["cfg"]
-        except Exception as exc:  # any unreadable file means the same to the user
-            raise ConfigError(
-                f"ckpt={path}: not a readable training checkpoint ({type(exc).__name__})"
-            ) from None
-    else:
-        sidecar = path.with_suffix(".json")
-        if not sidecar.is_file():
-            raise ConfigError(f"ckpt={path}: its metadata file {sidecar.name} is missing")
-        run_cfg = json.loads(sidecar.read_text()).get("metadata", {}).get("config")
-        if run_cfg is None:
-            raise ConfigError(f"ckpt={path}: {sidecar.name} records no run configuration")
-    run_cfg = copy.deepcopy(run_cfg)
+    state, run_cfg = read_run_config(path)
+    groups = {key: (given or {}).get(key) for key in ("model", "peft")}
+    check_same_network({**groups, "dataset": dataset}, run_cfg, f"ckpt={path}")
     if base_checkpoint is not None:
         run_cfg["model"]["checkpoint"] = base_checkpoint
     if dataset is not None:
-        if int(dataset["num_classes"]) != int(run_cfg["dataset"]["num_classes"]):
-            raise ConfigError(
-                f"dataset={dataset['name']} has {dataset['num_classes']} classes, the checkpoint was trained "
-                f"for {run_cfg['dataset']['num_classes']}"
-            )
         run_cfg["dataset"] = dataset
     module = SegmentationModule(run_cfg)
-    if path.suffix == ".ckpt":
+    if state is not None:
         module.on_load_checkpoint(state)
         module.load_state_dict(state["state_dict"], strict=False)
     else:

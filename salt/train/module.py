@@ -73,6 +73,9 @@ class SegmentationModule(L.LightningModule):
             gamma=loss["gamma"],
             smooth=loss["smooth"],
         )
+        # The metrics score only the field of view (False in the padding of a data set with FOV masks), so
+        # the loss, by default, sees the same pixels.
+        self.loss_within_fov = bool(loss.get("within_fov", True))
         self.reg_weight = float(cfg["peft"].get("reg_weight") or 0.0)
         self.threshold = float(cfg["eval"]["threshold"])
         # Checkpoints omit the frozen base, so Lightning must not demand every key; the exact key set is
@@ -100,9 +103,14 @@ class SegmentationModule(L.LightningModule):
         trainable = {n for n, p in self.model.named_parameters() if p.requires_grad}
         return base_fingerprint(self.model, exclude=trainable)
 
+    def loss(self, logits: torch.Tensor, batch: dict) -> torch.Tensor:
+        """Focal + Dice loss of ``logits (B, C, S, S)`` against ``batch["mask"]``, inside ``batch["fov"]``
+        ``(B, 1, S, S)`` unless ``loss.within_fov`` is false."""
+        return self.loss_fn(logits, batch["mask"], batch["fov"] if self.loss_within_fov else None)
+
     def training_step(self, batch: dict, batch_idx: int) -> torch.Tensor:
         logits = self(batch["image"])
-        loss = self.loss_fn(logits, batch["mask"])
+        loss = self.loss(logits, batch)
         if self.reg_weight:
             reg = regularization(self.model)
             self.log("train/reg", reg, on_step=True, batch_size=len(logits))
@@ -141,7 +149,7 @@ class SegmentationModule(L.LightningModule):
 
     def validation_step(self, batch: dict, batch_idx: int) -> None:
         logits = self(batch["image"])
-        loss = self.loss_fn(logits, batch["mask"])
+        loss = self.loss(logits, batch)
         self.log("val/loss", loss, on_epoch=True, sync_dist=True, batch_size=len(logits))
         self._val.merge(evaluate_batch(logits.float(), batch, self.threshold, dataset=None))
 
@@ -225,6 +233,8 @@ class SegmentationModule(L.LightningModule):
         checkpoint["state_dict"] = {k: v for k, v in checkpoint["state_dict"].items() if k in keep}
         checkpoint["salt"] = {
             "history": self.history,
+            # The losses of the epoch so far: a checkpoint saved inside an epoch resumes its mean.
+            "epoch_loss": list(self._epoch_loss),
             "rng": _rng_state(),
             "targets": self.build_info["targets"],
             "base_fingerprint": self.base_fingerprint,
@@ -245,5 +255,6 @@ class SegmentationModule(L.LightningModule):
                 f"({self.build_info['checkpoint'] or 'random weights'}); give the SAM file used in training"
             )
         self.history = list(extra.get("history", []))
+        self._epoch_loss = list(extra.get("epoch_loss", []))
         if "rng" in extra:
             _set_rng_state(extra["rng"])

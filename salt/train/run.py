@@ -15,10 +15,11 @@ from omegaconf import DictConfig, OmegaConf
 from salt.metrics import MetricAccumulator
 from salt.model import parameter_summary
 from salt.peft import count_adapter_parameters, save_adapter
-from salt.train.callbacks import InterruptCheckpoint
+from salt.train.callbacks import AtomicCheckpointIO
+from salt.train.checks import check_train_config, make_output_folders, positive_int
 from salt.train.datamodule import VesselDataModule
 from salt.train.errors import ConfigError
-from salt.train.loading import load_trained
+from salt.train.loading import check_resume, load_trained
 from salt.train.module import ROW_KEY, SegmentationModule
 from salt.train.outputs import summarize, write_results
 
@@ -69,9 +70,12 @@ def train(cfg: DictConfig) -> dict:
     if not fit and cfg.get("ckpt_path"):
         raise ConfigError("fit=false tests the model as built; to test a checkpoint use eval.py ckpt=...")
     out_dir = Path(cfg.paths.output_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    L.seed_everything(int(cfg.seed), workers=True)
     plain = OmegaConf.to_container(cfg, resolve=True)
+    check_train_config(plain)
+    if cfg.get("ckpt_path"):
+        check_resume(plain)
+    make_output_folders(plain)
+    L.seed_everything(int(cfg.seed), workers=True)
 
     datamodule = VesselDataModule(plain["dataset"], **plain["data"])
     datamodule.prepare_data()
@@ -80,11 +84,11 @@ def train(cfg: DictConfig) -> dict:
     module.output_dir = out_dir
     params = parameter_report(module, plain)
 
-    ckpt_dir = out_dir / "checkpoints"
-    interrupt = InterruptCheckpoint(ckpt_dir)
-    callbacks = [*_instantiate_all(cfg.get("callbacks")), interrupt]
+    callbacks = _instantiate_all(cfg.get("callbacks"))
     loggers = _instantiate_all(cfg.get("logger")) or False
-    trainer: L.Trainer = instantiate(cfg.trainer, callbacks=callbacks, logger=loggers)
+    trainer: L.Trainer = instantiate(
+        cfg.trainer, callbacks=callbacks, logger=loggers, plugins=[AtomicCheckpointIO()]
+    )
     _check_launch(trainer)
     if trainer.is_global_zero:
         (out_dir / "config.yaml").write_text(OmegaConf.to_yaml(cfg, resolve=True))
@@ -174,13 +178,15 @@ def _report(result: dict, out_dir: Path) -> None:
 def evaluate(cfg: DictConfig) -> dict:
     """Evaluate a trained checkpoint on one split and write metrics.json, per_case.csv and overlays."""
     out_dir = Path(cfg.paths.output_dir)
-    plain = OmegaConf.to_container(cfg, resolve=True)
-    module, run_cfg = load_trained(cfg.ckpt, cfg.get("base_checkpoint"), plain.get("dataset"))
+    batch_size = positive_int("batch_size", cfg.batch_size)
+    dataset = OmegaConf.to_container(cfg.dataset, resolve=True) if cfg.get("dataset") else None
+    eval_cfg = OmegaConf.to_container(cfg.eval, resolve=True)
+    module, run_cfg = load_trained(cfg.ckpt, cfg.get("base_checkpoint"), dataset, given=cfg)
     module.output_dir = out_dir
-    module.cfg["eval"] = {**run_cfg.get("eval", {}), **plain["eval"]}
-    module.threshold = float(plain["eval"]["threshold"])
+    module.cfg["eval"] = {**run_cfg.get("eval", {}), **eval_cfg}
+    module.threshold = float(eval_cfg["threshold"])
     datamodule = VesselDataModule(
-        run_cfg["dataset"], batch_size=int(cfg.batch_size), num_workers=0, test_split=str(cfg.split)
+        run_cfg["dataset"], batch_size=batch_size, num_workers=0, test_split=str(cfg.split)
     )
     datamodule.prepare_data()
     datamodule.setup("test")

@@ -54,4 +54,5 @@ def smoke_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
     run_dir = base / "run"
     proc = run_script("train.py", *tiny_overrides(base / "synthetic", run_dir))
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    (base / "console.txt").write_text(proc.stdout + proc.stderr)  # what the user saw, for the log tests
     return run_dir

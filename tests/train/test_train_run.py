@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import csv
 import json
+import shutil
 from pathlib import Path
 
 import numpy as np
@@ -11,6 +13,7 @@ import torch
 from PIL import Image
 
 from tests.train.conftest import run_script, tiny_overrides
+from tests.train.reference_metrics import reference_metrics
 
 pytestmark = pytest.mark.slow
 
@@ -54,15 +57,48 @@ def test_checkpoint_holds_only_trainable_tensors(smoke_run: Path) -> None:
     assert "rng" in state["salt"]
 
 
+def _predicted_masks(run: Path, images: list[Path], tmp_path: Path, *options: str) -> dict[str, np.ndarray]:
+    """``predict.py`` on ``images`` (copied to one folder): stem -> written mask ``(H, W)`` bool."""
+    src, out = tmp_path / "images", tmp_path / "masks"
+    src.mkdir()
+    for image in images:
+        shutil.copy(image, src / image.name)
+    proc = run_script("predict.py", f"ckpt={run}", f"input={src}", f"output={out}", *options)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    return {p.name[: -len("_mask.png")]: np.asarray(Image.open(p)) > 0 for p in out.glob("*_mask.png")}
+
+
+def _test_cases(data: Path) -> list[tuple[str, Path, np.ndarray, np.ndarray]]:
+    """``(stem, image, mask, fov)`` of every test case of a canonical-layout data set with FOV masks."""
+    with open(data / "data_split.csv", newline="") as f:
+        names = [row["imgs"] for row in csv.DictReader(f) if row["split"] == "test"]
+    cases = []
+    for name in names:
+        stem = Path(name).stem
+        mask = np.asarray(Image.open(data / "masks" / f"{stem}_mask.png")) > 0
+        fov = np.asarray(Image.open(data / "fov" / f"{stem}_fov.png")) > 0
+        cases.append((stem, data / "images" / name, mask, fov))
+    return cases
+
+
 def test_eval_reproduces_test_metrics(smoke_run: Path, tmp_path: Path) -> None:
     out = tmp_path / "eval"
-    proc = run_script("eval.py", f"ckpt={smoke_run}", "split=test", f"hydra.run.dir={out}")
+    proc = run_script("eval.py", f"ckpt={smoke_run}", "split=test", "batch_size=1", f"hydra.run.dir={out}")
     assert proc.returncode == 0, proc.stderr[-3000:]
     trained = json.loads((smoke_run / "metrics.json").read_text())
     evaluated = json.loads((out / "metrics.json").read_text())
     assert evaluated["mean"]["dice"] == pytest.approx(trained["mean"]["dice"], abs=1e-6)
     assert evaluated["mean"]["hd95"] == pytest.approx(trained["mean"]["hd95"], abs=1e-6)
     assert (out / "per_case.csv").is_file() and list((out / "overlays").glob("*.png"))
+    # Recomputed from the masks predict.py writes, with Dice and HD95 written out from their definitions.
+    cases = _test_cases(Path(trained["config"]["dataset"]["root"]))
+    masks = _predicted_masks(smoke_run, [image for _, image, _, _ in cases], tmp_path)
+    rows = {r["name"]: r for r in evaluated["per_case"] if r["resolution"] == "original"}
+    assert sorted(rows) == sorted(masks) == sorted(stem for stem, _, _, _ in cases)
+    for stem, _, gt, fov in cases:
+        dice, hd95 = reference_metrics(masks[stem], gt, fov)
+        assert rows[stem]["dice"] == pytest.approx(dice, abs=1e-6), stem
+        assert rows[stem]["hd95"] == pytest.approx(hd95, abs=1e-4), stem
 
 
 def test_eval_from_adapter_file(smoke_run: Path, tmp_path: Path) -> None:
@@ -125,3 +161,31 @@ def test_non_finite_loss_stops_with_a_message(tmp_path: Path) -> None:
     proc = run_script("train.py", *overrides)
     assert proc.returncode == 1, proc.stderr[-2000:]
     assert "loss became" in proc.stdout + proc.stderr
+
+
+def test_lightning_lines_are_printed_once(smoke_run: Path) -> None:
+    console = (smoke_run.parent / "console.txt").read_text()
+    assert console.count("Seed set to 42") == 1
+    assert console.count("`Trainer.fit` stopped") == 1
+
+
+def test_eval_refuses_a_network_that_contradicts_the_run(smoke_run: Path, tmp_path: Path) -> None:
+    out = tmp_path / "eval"
+    proc = run_script("eval.py", f"ckpt={smoke_run}", "+peft=lora", f"hydra.run.dir={out}")
+    output = proc.stdout + proc.stderr
+    assert proc.returncode == 1 and "Traceback" not in output, output[-2000:]
+    (line,) = [line for line in output.splitlines() if "error:" in line]
+    assert "peft.method='lora' contradicts ckpt=" in line and "trained with peft.method='salt'" in line
+    assert not out.exists()
+
+
+def test_resume_refuses_a_network_that_contradicts_the_checkpoint(smoke_run: Path, tmp_path: Path) -> None:
+    run_dir = tmp_path / "resumed"
+    last = smoke_run / "checkpoints" / "last.ckpt"
+    data = Path(json.loads((smoke_run / "metrics.json").read_text())["config"]["dataset"]["root"])
+    proc = run_script("train.py", *tiny_overrides(data, run_dir, "peft=lora", f"ckpt_path={last}"))
+    output = proc.stdout + proc.stderr
+    assert proc.returncode == 1 and "Traceback" not in output, output[-2000:]
+    (line,) = [line for line in output.splitlines() if "error:" in line]
+    assert f"peft.method='lora' contradicts ckpt_path={last}, trained with peft.method='salt'" in line
+    assert not run_dir.exists()

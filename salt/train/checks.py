@@ -1,0 +1,56 @@
+"""Checks of a job's configuration that refuse a run in one line before anything is built or written."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from salt.errors import ConfigError
+
+
+def positive_int(key: str, value: Any) -> int:
+    """``value`` as an int >= 1, or a :class:`ConfigError` naming ``key``."""
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise ConfigError(f"{key}={value!r} must be an int >= 1")
+    return value
+
+
+def check_train_config(cfg: Mapping) -> None:
+    """Refuse a training configuration that cannot give a result: no epoch to train, an empty batch, ...
+
+    Args:
+        cfg: the resolved ``configs/train.yaml`` as a plain dict.
+    """
+    trainer = cfg["trainer"]
+    if cfg.get("fit", True) and 0 in (trainer.get("max_epochs"), trainer.get("max_steps")):
+        key = "trainer.max_epochs" if trainer.get("max_epochs") == 0 else "trainer.max_steps"
+        raise ConfigError(f"{key}=0 with fit=true trains nothing; use fit=false to test the model as built")
+    positive_int("data.batch_size", cfg["data"]["batch_size"])
+    workers = cfg["data"].get("num_workers", 0)
+    if isinstance(workers, bool) or not isinstance(workers, int) or workers < 0:
+        raise ConfigError(f"data.num_workers={workers!r} must be an int >= 0")
+
+
+def make_folder(key: str, path: str | Path) -> Path:
+    """Create the folder ``path`` given by config ``key``; one line naming both when it cannot be made."""
+    folder = Path(path)
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        blocker = next((p for p in folder.parents if p.exists()), None)
+        reason = (
+            f"{blocker} is not a folder" if blocker is not None and not blocker.is_dir() else exc.strerror
+        )
+        raise ConfigError(f"{key}: the folder {folder} cannot be created ({reason})") from None
+    return folder
+
+
+def make_output_folders(cfg: Mapping) -> None:
+    """Create every folder the run writes to: the run folder, each logger's ``save_dir`` and each
+    callback's ``dirpath`` (checkpoints), so a path that cannot be created is refused before training."""
+    make_folder("paths.output_dir", cfg["paths"]["output_dir"])
+    for group, field in (("logger", "save_dir"), ("callbacks", "dirpath")):
+        for name, entry in (cfg.get(group) or {}).items():
+            if isinstance(entry, Mapping) and entry.get(field):
+                make_folder(f"{group}.{name}.{field}", entry[field])
