@@ -1,13 +1,19 @@
-"""Every option of every config group composes with train.yaml and resolves; eval/predict configs compose."""
+"""Every option of every config group composes with train.yaml, resolves and builds; eval/predict compose."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
 import pytest
+import torch
 from hydra import compose, initialize_config_dir
 from hydra.core.hydra_config import HydraConfig
+from hydra.utils import instantiate
 from omegaconf import OmegaConf
+
+from salt.data import VesselDataset
+from salt.data.synthetic import generate, make_style
+from salt.train.factory import build_network
 
 CONFIGS = Path(__file__).resolve().parents[1] / "configs"
 GROUPS = (
@@ -42,12 +48,40 @@ def _compose(name: str, overrides: list[str]) -> dict:
 CASES = [(group, option) for group in GROUPS for option in options(group)]
 
 
+@pytest.fixture(scope="module")
+def tiny_data(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Six synthetic 64 px images with FOV masks, for building each data-set option's dataset."""
+    root = tmp_path_factory.mktemp("configs") / "synthetic"
+    generate(root, n=6, size=64, seed=0, style=make_style())
+    return root
+
+
+def _build(group: str, option: str, cfg: dict, data: Path) -> None:
+    """Build what option ``group=option`` configures, so that a wrong value fails here and not in a run."""
+    if group == "model" and cfg["model"]["family"] == "sam":  # tests/classic builds the classic configs
+        with torch.device("meta"):  # the architecture only: no memory, no weights file
+            build_network({**cfg, "model": {**cfg["model"], "checkpoint": None}, "peft": {"method": "none"}})
+    elif group == "peft":  # the method on the tiny SAM, adapters and all
+        build_network(_compose("train", [f"peft={option}", "model=sam_tiny", "dataset.img_size=64"]))
+    elif group == "dataset":
+        dataset = cfg["dataset"]
+        settings = {k: dataset[k] for k in ("img_size", "resize", "label_map", "num_classes", "slice_axis")}
+        assert VesselDataset(data, "train", augment=dataset["augment"], **settings)[0]["mask"].any()
+    for entry in [*(cfg.get("logger") or {}).values(), *(cfg.get("callbacks") or {}).values()]:
+        instantiate(entry)
+    trainer = dict(cfg["trainer"])
+    if trainer.get("accelerator") == "gpu" and not torch.cuda.is_available():
+        trainer["accelerator"] = "cpu"  # everything else of a GPU trainer is still built and checked
+    instantiate(trainer, logger=False)
+
+
 @pytest.mark.parametrize(("group", "option"), CASES, ids=[f"{g}={o}" for g, o in CASES])
-def test_every_option_composes(group: str, option: str) -> None:
+def test_every_option_composes_and_builds(group: str, option: str, tiny_data: Path) -> None:
     cfg = _compose("train", [f"{group}={option}"])
     for key in ("dataset", "model", "peft", "trainer", "optim", "loss", "data", "eval"):
         assert key in cfg, key
     assert cfg["trainer"]["_target_"] == "lightning.pytorch.Trainer"
+    _build(group, option, cfg, tiny_data)
 
 
 def test_every_group_has_options() -> None:

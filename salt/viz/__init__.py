@@ -1,7 +1,7 @@
 """Pictures of results: prediction overlays, training curves, method comparison grids."""
 
 from salt.viz.curves import plot_curves, read_metrics
-from salt.viz.grid import qualitative_grid
+from salt.viz.grid import grid_panels, qualitative_grid
 from salt.viz.overlay import (
     BACKGROUND_DIM,
     FALSE_NEGATIVE,
@@ -16,6 +16,7 @@ __all__ = [
     "FALSE_NEGATIVE",
     "FALSE_POSITIVE",
     "TRUE_POSITIVE",
+    "grid_panels",
     "overlay",
     "plot_curves",
     "qualitative_grid",

@@ -6,6 +6,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
@@ -13,6 +14,24 @@ from salt.metrics.segmentation import dice_score
 from salt.viz.overlay import as_rgb, overlay
 
 PANEL_INCHES = 2.5
+
+
+def grid_panels(
+    images: Sequence[Any], predictions: Mapping[str, Sequence[Any]], gts: Sequence[Any] | None
+) -> list[list[tuple[str, np.ndarray]]]:
+    """The panels of :func:`qualitative_grid`: per image ``(title, picture (H, W, 3) uint8)`` for the
+    input, its ground truth (white on the dimmed image) and each method's :func:`overlay` against it."""
+    rows = []
+    for i, image in enumerate(images):
+        gt = None if gts is None else gts[i]
+        panels = [("image", as_rgb(image))]
+        if gt is not None:
+            panels.append(("ground truth", overlay(image, gt)))
+        for name, preds in predictions.items():
+            title = name if gt is None else f"{name}  Dice {dice_score(preds[i], gt):.3f}"
+            panels.append((title, overlay(image, preds[i], gt)))
+        rows.append(panels)
+    return rows
 
 
 def qualitative_grid(
@@ -44,18 +63,11 @@ def qualitative_grid(
     wrong = {key: length for key, length in lengths.items() if length != n}
     if wrong:
         raise ValueError(f"expected {n} entries (one per image), got {wrong}")
-    columns = ["image", *(["ground truth"] if gts is not None else []), *predictions]
-    fig = Figure(figsize=(PANEL_INCHES * len(columns), PANEL_INCHES * n), layout="constrained")
+    rows = grid_panels(images, predictions, gts)
+    fig = Figure(figsize=(PANEL_INCHES * len(rows[0]), PANEL_INCHES * n), layout="constrained")
     FigureCanvasAgg(fig)
-    axes = fig.subplots(n, len(columns), squeeze=False)
-    for i, image in enumerate(images):
-        gt = None if gts is None else gts[i]
-        panels = [("image", as_rgb(image))]
-        if gt is not None:
-            panels.append(("ground truth", overlay(image, gt)))
-        for name, preds in predictions.items():
-            title = name if gt is None else f"{name}  Dice {dice_score(preds[i], gt):.3f}"
-            panels.append((title, overlay(image, preds[i], gt)))
+    axes = fig.subplots(n, len(rows[0]), squeeze=False)
+    for i, panels in enumerate(rows):
         for ax, (title, picture) in zip(axes[i], panels):
             ax.imshow(picture)
             ax.set_title(title, fontsize="small")

@@ -31,6 +31,15 @@ def test_items_follow_the_contract_and_collate(synthetic_root: Path) -> None:
     assert batch["orig_size"].dtype == torch.long and len(batch["name"]) == 3
     assert ds.augment is not None
     assert VesselDataset(synthetic_root, "val", img_size=48, augment=DEFAULT_AUGMENT).augment is None
+    assert not item["fov"].all()  # the synthetic set has FOV masks: a disc, with background around it
+    # At the files' own size the FOV and mask channels are the files themselves.
+    val = VesselDataset(synthetic_root, "val", img_size=64)
+    for i in range(len(val)):
+        stem = val.items[i].name
+        fov = np.asarray(Image.open(synthetic_root / "fov" / f"{stem}_fov.png")) > 0
+        mask = np.asarray(Image.open(synthetic_root / "masks" / f"{stem}_mask.png")) > 0
+        assert np.array_equal(val[i]["fov"][0].numpy(), fov) and not fov.all()
+        assert np.array_equal(val[i]["mask"][0].numpy() > 0, mask)
 
 
 def test_original_and_mapping_back(synthetic_root: Path) -> None:

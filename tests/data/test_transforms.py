@@ -16,7 +16,7 @@ from salt.data.transforms import (
     to_original,
 )
 
-SIZES = [(584, 565), (300, 300), (100, 700), (701, 99), (1, 5), (64, 64)]
+SIZES = [(584, 565), (300, 300), (300, 400), (100, 700), (701, 99), (1, 5), (64, 64)]
 
 
 def _blobs(height: int, width: int, seed: int = 0) -> np.ndarray:
@@ -50,6 +50,11 @@ def test_prediction_maps_back_to_the_exact_original_shape(height: int, width: in
     if min(height, width) >= 64 and min(content) >= 32:  # blobs large enough to survive the round trip
         agree = ((back[0] > 0).numpy() == mask).mean()
         assert agree > 0.97, agree
+    # Nothing of the padding comes back: a prediction that is foreground only there maps to all background.
+    padding = torch.ones(1, size, size, dtype=torch.bool)
+    padding[:, pad[0] : size - pad[1], pad[2] : size - pad[3]] = False
+    assert not to_original(padding, (height, width), pad).any()
+    assert (to_original(padding.float() * 20 - 10, (height, width), pad) < 0).all()
 
 
 def test_longest_side_padding_is_bottom_right_and_masks_stay_labels() -> None:

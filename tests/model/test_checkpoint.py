@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 from segment_anything import sam_model_registry
@@ -16,6 +17,12 @@ def official_vit_b(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, torc
     """A state dict saved from segment_anything's own ViT-B builder, like ``sam_vit_b_01ec64.pth``."""
     torch.manual_seed(0)
     sam = sam_model_registry["vit_b"]().eval()
+    # segment_anything starts its position tables at zero, which every resize maps to zero: give them values,
+    # as trained weights have, so that the resizing is seen.
+    with torch.no_grad():
+        for name, param in sam.image_encoder.named_parameters():
+            if name == "pos_embed" or name.endswith(("rel_pos_h", "rel_pos_w")):
+                param.normal_(std=0.02)
     path = tmp_path_factory.mktemp("ckpt") / "sam_vit_b_01ec64.pth"
     torch.save(sam.state_dict(), path)
     return path, sam
@@ -45,6 +52,31 @@ def test_vit_b_loads_exactly_and_matches_official_embeddings(official_vit_b) -> 
     torch.testing.assert_close(got, expected, rtol=0, atol=0)
 
 
+def _cubic_weights(t: np.ndarray, a: float = -0.75) -> np.ndarray:
+    """Keys' cubic convolution weights ``(N, 4)`` of the samples at offsets -1, 0, 1, 2 from ``floor(x)``."""
+    d = np.stack([t + 1, t, 1 - t, 2 - t], axis=-1)  # distances to the four samples
+    near = ((a + 2) * d - (a + 3)) * d * d + 1  # |d| <= 1
+    far = ((a * d - 5 * a) * d + 8 * a) * d - 4 * a  # 1 < |d| < 2
+    return np.where(d <= 1, near, far)
+
+
+def _bicubic_matrix(n_in: int, n_out: int) -> np.ndarray:
+    """``(n_out, n_in)`` bicubic resampling with pixel-centre alignment and edge samples repeated."""
+    x = (np.arange(n_out) + 0.5) * n_in / n_out - 0.5
+    base = np.floor(x).astype(int)
+    weights = _cubic_weights(x - base)
+    out = np.zeros((n_out, n_in))
+    for k in range(4):
+        np.add.at(out, (np.arange(n_out), np.clip(base - 1 + k, 0, n_in - 1)), weights[:, k])
+    return out
+
+
+def _linear_matrix(n_in: int, n_out: int) -> np.ndarray:
+    """``(n_out, n_in)`` linear resampling with pixel-centre alignment, clamped at both ends."""
+    x = np.clip((np.arange(n_out) + 0.5) * n_in / n_out - 0.5, 0, n_in - 1)
+    return np.stack([np.interp(x, np.arange(n_in), np.eye(n_in)[i]) for i in range(n_in)], axis=1)
+
+
 @pytest.mark.slow
 @pytest.mark.parametrize("img_size", [512, 256])
 def test_vit_b_loads_at_smaller_sizes(official_vit_b, img_size: int) -> None:
@@ -52,11 +84,23 @@ def test_vit_b_loads_at_smaller_sizes(official_vit_b, img_size: int) -> None:
     model = build_sam("vit_b", str(path), img_size=img_size).eval()
     grid = img_size // 16
     assert model.image_encoder.pos_embed.shape == (1, grid, grid, 768)
+    # The position embedding is resized bicubically and the global blocks' relative tables linearly
+    # (paper.md §2), checked against the resampling written out as matrices.
+    resize = _bicubic_matrix(64, grid)  # (grid, 64)
+    pos = sam.image_encoder.pos_embed[0].detach().double().numpy()  # (64, 64, 768)
+    expected = np.einsum("ph,qw,hwc->pqc", resize, resize, pos)
+    np.testing.assert_allclose(model.image_encoder.pos_embed[0].detach().double().numpy(), expected, atol=1e-5)
     for i, block in enumerate(model.image_encoder.blocks):
         size = grid if i in (2, 5, 8, 11) else 14
+        official = sam.image_encoder.blocks[i].attn
         assert block.attn.rel_pos_h.shape == (2 * size - 1, 64)
-        if size == 14:
-            assert torch.equal(block.attn.rel_pos_h, sam.image_encoder.blocks[i].attn.rel_pos_h)
+        for name in ("rel_pos_h", "rel_pos_w"):
+            table, original = getattr(block.attn, name), getattr(official, name)
+            if size == 14:
+                assert torch.equal(table, original)
+            else:
+                want = _linear_matrix(127, 2 * size - 1) @ original.detach().double().numpy()  # (2 S - 1, 64)
+                np.testing.assert_allclose(table.detach().double().numpy(), want, atol=1e-5)
     assert model.prompt_encoder.image_embedding_size == (grid, grid)
     with torch.no_grad():
         logits = model(torch.rand(1, 3, img_size, img_size) * 255)

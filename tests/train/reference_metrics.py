@@ -1,11 +1,17 @@
-"""Dice and HD95 written out from their definitions with numpy and scipy, to check the project's metrics."""
+"""Dice and HD95 written out from their definitions with numpy and scipy, and the files to apply them to."""
 
 from __future__ import annotations
 
+import csv
 import math
+import shutil
+from pathlib import Path
 
 import numpy as np
+from PIL import Image
 from scipy import ndimage
+
+from tests.train.conftest import run_script
 
 
 def _boundary(mask: np.ndarray) -> np.ndarray:
@@ -27,3 +33,34 @@ def reference_metrics(pred: np.ndarray, gt: np.ndarray, fov: np.ndarray) -> tupl
         return 0.0, math.hypot(*pred.shape)
     dice = 2.0 * float((pred & gt).sum()) / float(pred.sum() + gt.sum())
     return dice, max(_directed_p95(pred, gt), _directed_p95(gt, pred))
+
+
+def predicted_masks(run: Path, images: list[Path], tmp_path: Path, *options: str) -> dict[str, np.ndarray]:
+    """``predict.py`` on ``images`` (copied to one folder): stem -> written mask ``(H, W)`` bool."""
+    src, out = tmp_path / "images", tmp_path / "masks"
+    src.mkdir()
+    for image in images:
+        shutil.copy(image, src / image.name)
+    proc = run_script(
+        "predict.py",
+        f"ckpt={run}",
+        f"input={src}",
+        f"output={out}",
+        f"hydra.run.dir={tmp_path / 'run'}",
+        *options,
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    return {p.name[: -len("_mask.png")]: np.asarray(Image.open(p)) > 0 for p in out.glob("*_mask.png")}
+
+
+def split_cases(data: Path, split: str = "test") -> list[tuple[str, Path, np.ndarray, np.ndarray]]:
+    """``(stem, image, mask, fov)`` of every case of ``split`` in a canonical-layout data set with FOV masks."""
+    with open(data / "data_split.csv", newline="") as f:
+        names = [row["imgs"] for row in csv.DictReader(f) if row["split"] == split]
+    cases = []
+    for name in names:
+        stem = Path(name).stem
+        mask = np.asarray(Image.open(data / "masks" / f"{stem}_mask.png")) > 0
+        fov = np.asarray(Image.open(data / "fov" / f"{stem}_fov.png")) > 0
+        cases.append((stem, data / "images" / name, mask, fov))
+    return cases

@@ -7,12 +7,16 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from tests.data.releases import write_drive
 from tests.train.conftest import ROOT, run_script
+from tests.train.reference_metrics import predicted_masks, reference_metrics, split_cases
 
 pytestmark = pytest.mark.slow
+# Low enough that the briefly trained tiny model marks pixels outside DRIVE's field of view too.
+THRESHOLD = 0.2
 
 
 @pytest.fixture(scope="module")
@@ -40,6 +44,7 @@ def _common(root: Path) -> list[str]:
         "trainer=cpu",
         "trainer.max_epochs=1",
         "eval.overlays=1",
+        f"eval.threshold={THRESHOLD}",
     ]
 
 
@@ -58,6 +63,22 @@ def test_sweep_over_methods_on_drive(drive_root: Path, tmp_path: Path) -> None:
         assert result["params"]["trainable"] > 0
     counts = {r["method"]: r["params"]["groups"]["adapter"]["trainable"] for r in results}
     assert counts["full"] == 0 and min(counts["salt"], counts["lora"], counts["svd"]) > 0
+    # The SALT run's original-resolution metrics, recomputed from the masks predict.py writes, inside the FOV.
+    cases = split_cases(drive_root)
+    masks = predicted_masks(
+        sweep / "0", [image for _, image, _, _ in cases], tmp_path, f"threshold={THRESHOLD}"
+    )
+    rows = {r["name"]: r for r in results[0]["per_case"] if r["resolution"] == "original"}
+    fov_matters = False
+    for stem, _, gt, fov in cases:
+        dice, hd95 = reference_metrics(masks[stem], gt, fov)
+        assert rows[stem]["dice"] == pytest.approx(dice, abs=1e-6) and rows[stem]["hd95"] == pytest.approx(
+            hd95, abs=1e-4
+        )
+        fov_matters |= reference_metrics(masks[stem], gt, np.ones_like(fov))[0] != pytest.approx(
+            dice, abs=1e-3
+        )
+    assert fov_matters  # the predictions reach outside the FOV, so scoring the whole image would differ
 
 
 def test_decoder_only_tuning(drive_root: Path, tmp_path: Path) -> None:

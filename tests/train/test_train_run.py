@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import csv
 import json
-import shutil
 from pathlib import Path
 
 import numpy as np
@@ -13,7 +11,7 @@ import torch
 from PIL import Image
 
 from tests.train.conftest import run_script, tiny_overrides
-from tests.train.reference_metrics import reference_metrics
+from tests.train.reference_metrics import predicted_masks, reference_metrics, split_cases
 
 pytestmark = pytest.mark.slow
 
@@ -57,30 +55,6 @@ def test_checkpoint_holds_only_trainable_tensors(smoke_run: Path) -> None:
     assert "rng" in state["salt"]
 
 
-def _predicted_masks(run: Path, images: list[Path], tmp_path: Path, *options: str) -> dict[str, np.ndarray]:
-    """``predict.py`` on ``images`` (copied to one folder): stem -> written mask ``(H, W)`` bool."""
-    src, out = tmp_path / "images", tmp_path / "masks"
-    src.mkdir()
-    for image in images:
-        shutil.copy(image, src / image.name)
-    proc = run_script("predict.py", f"ckpt={run}", f"input={src}", f"output={out}", *options)
-    assert proc.returncode == 0, proc.stderr[-3000:]
-    return {p.name[: -len("_mask.png")]: np.asarray(Image.open(p)) > 0 for p in out.glob("*_mask.png")}
-
-
-def _test_cases(data: Path) -> list[tuple[str, Path, np.ndarray, np.ndarray]]:
-    """``(stem, image, mask, fov)`` of every test case of a canonical-layout data set with FOV masks."""
-    with open(data / "data_split.csv", newline="") as f:
-        names = [row["imgs"] for row in csv.DictReader(f) if row["split"] == "test"]
-    cases = []
-    for name in names:
-        stem = Path(name).stem
-        mask = np.asarray(Image.open(data / "masks" / f"{stem}_mask.png")) > 0
-        fov = np.asarray(Image.open(data / "fov" / f"{stem}_fov.png")) > 0
-        cases.append((stem, data / "images" / name, mask, fov))
-    return cases
-
-
 def test_eval_reproduces_test_metrics(smoke_run: Path, tmp_path: Path) -> None:
     out = tmp_path / "eval"
     proc = run_script("eval.py", f"ckpt={smoke_run}", "split=test", "batch_size=1", f"hydra.run.dir={out}")
@@ -91,8 +65,8 @@ def test_eval_reproduces_test_metrics(smoke_run: Path, tmp_path: Path) -> None:
     assert evaluated["mean"]["hd95"] == pytest.approx(trained["mean"]["hd95"], abs=1e-6)
     assert (out / "per_case.csv").is_file() and list((out / "overlays").glob("*.png"))
     # Recomputed from the masks predict.py writes, with Dice and HD95 written out from their definitions.
-    cases = _test_cases(Path(trained["config"]["dataset"]["root"]))
-    masks = _predicted_masks(smoke_run, [image for _, image, _, _ in cases], tmp_path)
+    cases = split_cases(Path(trained["config"]["dataset"]["root"]))
+    masks = predicted_masks(smoke_run, [image for _, image, _, _ in cases], tmp_path)
     rows = {r["name"]: r for r in evaluated["per_case"] if r["resolution"] == "original"}
     assert sorted(rows) == sorted(masks) == sorted(stem for stem, _, _, _ in cases)
     for stem, _, gt, fov in cases:

@@ -6,7 +6,15 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from salt.viz import plot_curves, qualitative_grid, read_metrics
+from salt.viz import (
+    FALSE_NEGATIVE,
+    FALSE_POSITIVE,
+    TRUE_POSITIVE,
+    grid_panels,
+    plot_curves,
+    qualitative_grid,
+    read_metrics,
+)
 
 # Lightning's CSVLogger layout: one column per logged key, blank where a key was not logged that row.
 METRICS_CSV = """epoch,step,train/loss_epoch,train/loss_step,val/dice,val/hd95
@@ -64,12 +72,26 @@ def test_qualitative_grid(tmp_path) -> None:
     ]
     gts = [rng.random(im.shape[:2]) > 0.7 for im in images]
     predictions = {
-        "SALT": [g.copy() for g in gts],
+        "SALT": [g ^ (rng.random(g.shape) > 0.9) for g in gts],  # close to the ground truth, not equal
         "LoRA": [rng.random(im.shape[:2]) > 0.5 for im in images],
     }
     path = qualitative_grid(images, predictions, gts, tmp_path / "grid.png", row_titles=["a", "b"])
     width, height = _png_size(path)
     assert width > height  # 4 columns (image, ground truth, 2 methods) for 2 rows
+    # What each panel shows, pixel by pixel, from the masks themselves.
+    rows = grid_panels(images, predictions, gts)
+    for i, (image, gt, panels) in enumerate(zip(images, gts, rows)):
+        assert [title.split()[0] for title, _ in panels] == ["image", "ground", "SALT", "LoRA"]
+        assert np.array_equal(panels[0][1], image)
+        # the ground-truth column draws the ground truth (the dimmed image never reaches white)
+        assert np.array_equal((panels[1][1] == TRUE_POSITIVE).all(-1), gt)
+        for (title, picture), name in zip(panels[2:], ("SALT", "LoRA")):
+            pred = predictions[name][i]
+            assert np.array_equal((picture == TRUE_POSITIVE).all(-1), pred & gt)
+            assert np.array_equal((picture == FALSE_NEGATIVE).all(-1), ~pred & gt)
+            assert np.array_equal((picture == FALSE_POSITIVE).all(-1), pred & ~gt)
+            dice = 2 * (pred & gt).sum() / (pred.sum() + gt.sum())
+            assert title.endswith(f"Dice {dice:.3f}")
     path = qualitative_grid(images, {"SALT": predictions["SALT"]}, None, tmp_path / "no_gt.png")
     assert _png_size(path)[0] > 0
     with pytest.raises(ValueError, match="one per image"):
