@@ -89,7 +89,9 @@ def test_vit_b_loads_at_smaller_sizes(official_vit_b, img_size: int) -> None:
     resize = _bicubic_matrix(64, grid)  # (grid, 64)
     pos = sam.image_encoder.pos_embed[0].detach().double().numpy()  # (64, 64, 768)
     expected = np.einsum("ph,qw,hwc->pqc", resize, resize, pos)
-    np.testing.assert_allclose(model.image_encoder.pos_embed[0].detach().double().numpy(), expected, atol=1e-5)
+    np.testing.assert_allclose(
+        model.image_encoder.pos_embed[0].detach().double().numpy(), expected, atol=1e-5
+    )
     for i, block in enumerate(model.image_encoder.blocks):
         size = grid if i in (2, 5, 8, 11) else 14
         official = sam.image_encoder.blocks[i].attn
