@@ -179,7 +179,9 @@ def evaluate(cfg: DictConfig) -> dict:
     """Evaluate a trained checkpoint on one split and write metrics.json, per_case.csv and overlays."""
     out_dir = Path(cfg.paths.output_dir)
     batch_size = positive_int("batch_size", cfg.batch_size)
-    dataset = OmegaConf.to_container(cfg.dataset, resolve=True) if cfg.get("dataset") else None
+    # A data set group replaces the run's; a model group that sets dataset.img_size alone (LiteMedSAM) does not.
+    chosen = "name" in (cfg.get("dataset") or {})
+    dataset = OmegaConf.to_container(cfg.dataset, resolve=True) if chosen else None
     eval_cfg = OmegaConf.to_container(cfg.eval, resolve=True)
     module, run_cfg = load_trained(cfg.ckpt, cfg.get("base_checkpoint"), dataset, given=cfg)
     module.output_dir = out_dir

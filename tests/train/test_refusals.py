@@ -141,6 +141,10 @@ def test_batch_size_zero_from_the_command_line_leaves_no_folder(tmp_path: Path) 
             "dataset.num_classes=2 contradicts ckpt=run, trained with",
         ),
         (
+            ["+model=medsam_lite"],
+            "model.variant='medsam_lite' contradicts ckpt=run, trained with model.variant='tiny'",
+        ),
+        (
             ["+model=sam_tiny", "+peft=salt", "dataset=drive"],
             None,
         ),  # the run's own settings: no contradiction
@@ -152,7 +156,8 @@ def test_eval_settings_that_contradict_the_run(overrides: list[str], expected: s
         del run_cfg["hydra"]
         recorded = OmegaConf.to_container(run_cfg, resolve=True)
         given = compose("eval", ["ckpt=run", *overrides])
-        dataset = OmegaConf.to_container(given.dataset, resolve=True) if given.get("dataset") else None
+        chosen = "name" in (given.get("dataset") or {})  # as evaluate() reads it
+        dataset = OmegaConf.to_container(given.dataset, resolve=True) if chosen else None
         groups = {"model": given.get("model"), "peft": given.get("peft"), "dataset": dataset}
         if expected is None:
             check_same_network(groups, recorded, "ckpt=run")
