@@ -68,10 +68,6 @@ class LastCheckpoint(Checkpoint):
         self.every_n_train_steps = n
         self._saved_step: int | None = None
 
-    @property
-    def state_key(self) -> str:
-        return f"{type(self).__name__}{{path={self.path}}}"
-
     def on_train_batch_end(self, trainer: L.Trainer, *args: Any) -> None:
         n, step = self.every_n_train_steps, trainer.global_step
         # The last batch of an epoch is followed by the epoch-end save, which also holds the epoch's row.

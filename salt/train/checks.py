@@ -47,10 +47,11 @@ def make_folder(key: str, path: str | Path) -> Path:
 
 
 def make_output_folders(cfg: Mapping) -> None:
-    """Create every folder the run writes to: the run folder, each logger's ``save_dir`` and each
-    callback's ``dirpath`` (checkpoints), so a path that cannot be created is refused before training."""
+    """Create every folder the run writes to: the run folder, each logger's ``save_dir`` and, when it trains,
+    each callback's ``dirpath`` (checkpoints), so a path that cannot be created is refused before training."""
     make_folder("paths.output_dir", cfg["paths"]["output_dir"])
-    for group, field in (("logger", "save_dir"), ("callbacks", "dirpath")):
+    writers = [("logger", "save_dir")] + ([("callbacks", "dirpath")] if cfg.get("fit", True) else [])
+    for group, field in writers:
         for name, entry in (cfg.get(group) or {}).items():
             if isinstance(entry, Mapping) and entry.get(field):
                 make_folder(f"{group}.{name}.{field}", entry[field])

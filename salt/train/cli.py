@@ -88,7 +88,7 @@ class RunFolderCheck(Callback):
     def _check(config: DictConfig, mode: str) -> None:
         key = f"hydra.{mode}.dir"
         given = {o.split("=", 1)[0].lstrip("+~") for o in config.hydra.overrides.task}
-        named = key if key in given or "paths.log_dir" not in given else "paths.log_dir"
+        named = key if key in given else "paths.log_dir"
         # Hydra's ${now:} is cached, so this is the folder Hydra itself uses next.
         try:
             make_folder(named, str(OmegaConf.select(config, key)))
