@@ -12,6 +12,7 @@ from hydra.utils import instantiate
 from omegaconf import OmegaConf
 
 from salt.data import VesselDataset
+from salt.data.shapes import ensure_shapes
 from salt.data.synthetic import generate, make_style
 from salt.train.factory import build_network
 
@@ -72,6 +73,8 @@ def _build(group: str, option: str, cfg: dict, data: Path) -> None:
     elif group == "dataset":
         dataset = cfg["dataset"]
         settings = {k: dataset[k] for k in ("img_size", "resize", "label_map", "num_classes", "slice_axis")}
+        if "shapes" in dataset:  # a generated set of its own: a small copy of it, in its own label values
+            data = ensure_shapes(data.parent / option, **{**dataset["shapes"], "n": 6, "size": 64})
         assert VesselDataset(data, "train", augment=dataset["augment"], **settings)[0]["mask"].any()
     for entry in [*(cfg.get("logger") or {}).values(), *(cfg.get("callbacks") or {}).values()]:
         instantiate(entry)

@@ -170,3 +170,16 @@ def augment(
     pipeline.set_random_state(np.random.default_rng(seed), random.Random(seed))
     out = pipeline(image=image, mask=labels)
     return out["image"], out["mask"]
+
+
+def to_model_coords(xy: np.ndarray, orig_size: tuple[int, int], size: int, mode: str) -> np.ndarray:
+    """Map pixel coordinates ``(..., 2)`` as ``(x, y)`` of an ``(H, W)`` image into the ``size x size`` input.
+
+    The same scaling as :func:`fit_to_square` (and SAM's ``ResizeLongestSide.apply_coords``): ``x`` times the
+    resized width over ``W``, ``y`` times the resized height over ``H``; the padding is at the bottom and right,
+    so there is no offset.
+    """
+    height, width = orig_size
+    h, w = content_shape(height, width, size, mode)
+    scale = np.array([w / width, h / height], dtype=np.float32)
+    return (np.asarray(xy, dtype=np.float32) * scale).astype(np.float32)

@@ -1,4 +1,5 @@
-"""SAM as a promptless semantic segmenter: one learned prompt token per foreground class, any SAM-family encoder."""
+"""SAM as a semantic segmenter: one learned prompt token per foreground class and/or box and point prompts,
+for any SAM-family encoder."""
 
 from __future__ import annotations
 
@@ -7,13 +8,22 @@ import torch.nn.functional as F
 from segment_anything.modeling import MaskDecoder, PromptEncoder
 from torch import nn
 
+EMPTY_LOGIT = -30.0  # the logit of a class that got no prompt (sigmoid ~ 1e-13): predicted absent
+
 
 class SamSegmenter(nn.Module):
-    """An image encoder + SAM's mask decoder driven by learned class prompts instead of clicks or boxes.
+    """An image encoder + SAM's mask decoder driven by learned class prompts, boxes or points.
 
     The paper feeds the class name through CLIP's text encoder and a projection into one sparse prompt
     token; the text never changes, so that token is one learned vector per class (``class_tokens``). The
     dense prompt is SAM's "no mask" embedding and the decoder runs in single-mask mode.
+
+    ``prompt_mode`` (:data:`salt.data.prompts.PROMPT_MODES`) says what the sparse prompt of a class is:
+    ``class`` the class token (the paper); ``box`` / ``point`` one box or a set of points through SAM's own
+    prompt encoder, as MedSAM and SAM do; ``class+box`` / ``class+point`` the class token followed by
+    them. In ``box``/``point`` mode a class without a prompt (absent from the image) is not decoded: its
+    logits are ``EMPTY_LOGIT``. In ``class+box`` mode a missing box is two ``not_a_point`` tokens, SAM's
+    own padding; missing points are label -1, which the prompt encoder maps to ``not_a_point`` as well.
 
     Any encoder that maps normalised images ``(B, 3, S, S)`` to an embedding ``(B, D, h, w)`` with ``D`` the
     prompt encoder's width and ``(h, w)`` its ``image_embedding_size`` fits (SAM's ViT, LiteMedSAM's TinyViT).
@@ -27,6 +37,10 @@ class SamSegmenter(nn.Module):
         emb    = image_encoder(x)                                    (B, D, h, w)
         low[b] = mask_decoder(emb[b], pe, class_tokens, no_mask)     (C, 1, 4h, 4w) for every image b
         logits = bilinear_upsample(low, (S, S))                      (B, C, S, S)
+
+    Prompts (model-input pixel coordinates, x = column): ``box (B, C, 4)`` as ``x0, y0, x1, y1`` with
+    ``box_valid (B, C)``; ``points (B, C, P, 2)`` as ``x, y`` with ``point_labels (B, C, P)`` (1 positive,
+    0 negative, -1 none).
 
     Attributes:
         image_encoder, prompt_encoder, mask_decoder: the encoder, and ``segment_anything``'s prompt encoder
@@ -57,6 +71,7 @@ class SamSegmenter(nn.Module):
         self.img_size = img_size
         self.backbone = backbone
         self.frozen_stat_types = frozen_stat_types
+        self.prompt_mode = "class"
         dim = prompt_encoder.embed_dim
         # Small random init: distinct classes start apart, and a near-zero token starts SAM near its
         # "no prompt" behaviour.
@@ -65,6 +80,27 @@ class SamSegmenter(nn.Module):
     def extra_state_keys(self) -> list[str]:
         """State-dict keys this class adds to the backbone's own (absent from official checkpoints)."""
         return ["class_tokens"]
+
+    def set_prompt_mode(self, mode: str) -> None:
+        """Choose what prompts a class: ``class``, ``box``, ``point``, ``class+box`` or ``class+point``."""
+        from salt.data.prompts import prompt_kinds
+
+        prompt_kinds(mode)  # raises on an unknown mode
+        self.prompt_mode = mode
+
+    def prompt_parameter_names(self) -> list[str]:
+        """The parameters the prompt mode trains: the class tokens, and SAM's point/box embeddings it uses."""
+        from salt.data.prompts import prompt_kinds
+
+        uses_class, kind = prompt_kinds(self.prompt_mode)
+        names = ["class_tokens"] if uses_class else []
+        if kind == "box":
+            names += ["prompt_encoder.point_embeddings.2.weight", "prompt_encoder.point_embeddings.3.weight"]
+        if kind == "point":
+            names += ["prompt_encoder.point_embeddings.0.weight", "prompt_encoder.point_embeddings.1.weight"]
+        if kind is not None:
+            names.append("prompt_encoder.not_a_point_embed.weight")
+        return names
 
     def train(self, mode: bool = True) -> SamSegmenter:
         """Set training mode, except for ``frozen_stat_types`` modules, which stay in eval mode.
@@ -86,27 +122,68 @@ class SamSegmenter(nn.Module):
             )
         return self.image_encoder(self.normalizer(images))
 
-    def decode(self, embeddings: torch.Tensor) -> torch.Tensor:
-        """Low-resolution logits ``(B, C, 4h, 4w)`` from image embeddings ``(B, D, h, w)``."""
+    def _sparse(self, prompts: dict | None, b: int) -> tuple[torch.Tensor, torch.Tensor]:
+        """Sparse prompt tokens ``(C, T, D)`` of image ``b`` and which classes got a prompt ``(C,)``."""
+        from salt.data.prompts import prompt_kinds
+
+        uses_class, kind = prompt_kinds(self.prompt_mode)
+        num_classes = self.class_tokens.shape[0]
+        present = torch.ones(num_classes, dtype=torch.bool, device=self.class_tokens.device)
+        parts = [self.class_tokens.unsqueeze(1)] if uses_class else []  # (C, 1, D)
+        if kind is not None:
+            if (
+                prompts is None
+                or (kind == "box" and "box" not in prompts)
+                or (kind == "point" and "points" not in prompts)
+            ):
+                raise ValueError(f"prompt mode {self.prompt_mode!r} needs {kind} prompts, none were given")
+            if kind == "box":
+                sparse, _ = self.prompt_encoder(
+                    points=None, boxes=prompts["box"][b].float(), masks=None
+                )  # (C, 2, D)
+                present = prompts["box_valid"][b].bool()
+                pad = self.prompt_encoder.not_a_point_embed.weight.expand_as(sparse)
+                sparse = torch.where(present[:, None, None], sparse, pad)
+            else:
+                labels = prompts["point_labels"][b]
+                coords = prompts["points"][b].float()
+                sparse, _ = self.prompt_encoder(
+                    points=(coords, labels), boxes=None, masks=None
+                )  # (C, P+1, D)
+                present = (labels >= 0).any(-1)
+            parts.append(sparse)
+        if uses_class:
+            present = torch.ones_like(present)  # the class token prompts every class
+        return torch.cat(parts, dim=1), present
+
+    def decode(self, embeddings: torch.Tensor, prompts: dict | None = None) -> torch.Tensor:
+        """Low-resolution logits ``(B, C, 4h, 4w)`` from image embeddings ``(B, D, h, w)`` and the prompts."""
         num_classes, dim = self.class_tokens.shape
-        sparse = self.class_tokens.unsqueeze(1)  # (C, 1, D)
-        dense = self.prompt_encoder.no_mask_embed.weight.reshape(1, dim, 1, 1)
-        dense = dense.expand(num_classes, dim, *embeddings.shape[-2:])  # (C, D, h, w)
         image_pe = self.prompt_encoder.get_dense_pe()  # (1, D, h, w)
+        no_mask = self.prompt_encoder.no_mask_embed.weight.reshape(1, dim, 1, 1)
         masks = []
         # SAM's decoder pairs one image with a batch of prompts, so the classes form the prompt batch.
-        for emb in embeddings:
-            low, _ = self.mask_decoder(
-                image_embeddings=emb.unsqueeze(0),  # (1, D, h, w)
-                image_pe=image_pe,
-                sparse_prompt_embeddings=sparse,
-                dense_prompt_embeddings=dense,
-                multimask_output=False,
-            )  # (C, 1, 4h, 4w)
-            masks.append(low[:, 0])  # (C, 4h, 4w)
+        for b, emb in enumerate(embeddings):
+            sparse, present = self._sparse(prompts, b)  # (C, T, D), (C,)
+            size = (4 * emb.shape[-2], 4 * emb.shape[-1])
+            out = emb.new_full((num_classes, *size), EMPTY_LOGIT)  # (C, 4h, 4w)
+            if present.any():
+                chosen = sparse[present] if not present.all() else sparse  # (C', T, D)
+                low, _ = self.mask_decoder(
+                    image_embeddings=emb.unsqueeze(0),  # (1, D, h, w)
+                    image_pe=image_pe,
+                    sparse_prompt_embeddings=chosen,
+                    dense_prompt_embeddings=no_mask.expand(chosen.shape[0], dim, *emb.shape[-2:]),
+                    multimask_output=False,
+                )  # (C', 1, 4h, 4w)
+                out = low[:, 0] if present.all() else out.index_put((present.nonzero()[:, 0],), low[:, 0])
+            masks.append(out)
         return torch.stack(masks)  # (B, C, 4h, 4w)
 
-    def forward(self, images: torch.Tensor) -> torch.Tensor:
-        """Segment ``images (B, 3, S, S)`` float in [0, 255] RGB into logits ``(B, num_classes, S, S)``."""
-        low = self.decode(self.encode(images))
+    def forward(self, images: torch.Tensor, prompts: dict | None = None) -> torch.Tensor:
+        """Segment ``images (B, 3, S, S)`` float in [0, 255] RGB into logits ``(B, num_classes, S, S)``.
+
+        ``prompts`` holds the box or point tensors the prompt mode needs (class docstring); None for ``class``.
+        """
+        low = self.decode(self.encode(images), prompts)
         return F.interpolate(low, size=images.shape[-2:], mode="bilinear", align_corners=False)

@@ -93,7 +93,7 @@ class Backbone(ABC):
             "norm": lambda m: parameters_of_type(
                 m, ("image_encoder", "mask_decoder.transformer"), self.norm_types
             ),
-            "prompt": lambda m: m.extra_state_keys(),
+            "prompt": lambda m: m.prompt_parameter_names(),
             "decoder": lambda m: module_parameters(m, "mask_decoder"),
             "encoder": lambda m: module_parameters(m, "image_encoder"),
         }
