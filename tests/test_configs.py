@@ -21,6 +21,7 @@ GROUPS = (
     "dataset",
     "model",
     "peft",
+    "prompt",
     "trainer",
     "logger",
     "callbacks",
@@ -68,6 +69,13 @@ def _build(group: str, option: str, cfg: dict, data: Path) -> None:
             if "meta" not in str(exc):
                 raise
             build_network(bare)
+    elif group == "prompt":  # the prompt mode set on the tiny SAM, and its trainable prompt tensors
+        model, _ = build_network(
+            _compose("train", [f"prompt={option}", "model=sam_tiny", "dataset.img_size=64"])
+        )
+        assert model.prompt_mode == cfg["prompt"]["mode"] and any(
+            p.requires_grad for p in model.prompt_encoder.parameters()
+        ) == (option != "class")
     elif group == "peft":  # the method on the tiny SAM, adapters and all
         build_network(_compose("train", [f"peft={option}", "model=sam_tiny", "dataset.img_size=64"]))
     elif group == "dataset":

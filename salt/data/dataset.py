@@ -30,6 +30,7 @@ from salt.data.layout import (
     read_split_csv,
     resolve_image,
 )
+from salt.data.prompts import PromptSettings, ground_truth_prompts
 from salt.data.reading import labels_to_masks, normalise_label_map, read_image, read_labels, volume_shape
 from salt.data.transforms import (
     augment,
@@ -93,6 +94,8 @@ class VesselDataset(Dataset):
     0/1, one channel per foreground class; ``fov`` bool ``(1, S, S)`` (all True when the data set has no FOV
     masks, False in the padding otherwise); ``name`` the image stem (``<stem>_z<k>`` for volume slices);
     ``index``; ``orig_size`` int64 ``(2,)`` = (H, W); ``pad`` int64 ``(4,)`` = (top, bottom, left, right).
+    With box or point ``prompts`` (``salt.data.prompts``) the item also holds ``box (C, 4)`` and
+    ``box_valid (C,)``, or ``points (C, 2k, 2)`` and ``point_labels (C, 2k)``, drawn from the (augmented) mask.
 
     Augmentation (``augment``, see ``transforms.DEFAULT_AUGMENT``) applies to the ``train`` split only.
     Decoded files are cached per index when ``cache`` is true; with DataLoader workers each worker fills
@@ -115,6 +118,7 @@ class VesselDataset(Dataset):
         cache: bool = True,
         slice_axis: int = 2,
         check: bool = True,
+        prompts: PromptSettings | None = None,
     ) -> None:
         self.root = Path(root)
         if split not in SPLITS:
@@ -142,6 +146,7 @@ class VesselDataset(Dataset):
         if not self.items:
             raise DatasetError(f"{self.root / SPLIT_CSV}: no rows with split {split!r}")
         self.augment = build_augmentation(augment) if split == "train" else None
+        self.prompts = prompts if prompts is not None and prompts.kind is not None else None
         self.cache = cache
         self._cache: dict[int, _Decoded] = {}
         log.info("%s split %s: %d items from %s", self.root.name, split, len(self.items), self.root)
@@ -211,7 +216,7 @@ class VesselDataset(Dataset):
         labels = torch.from_numpy(np.ascontiguousarray(labels)).permute(2, 0, 1)  # (C[+1], S, S)
         c, size = self.num_classes, self.img_size
         fov = labels[c:] > 0 if decoded.fov is not None else torch.ones(1, size, size, dtype=torch.bool)
-        return {
+        item = {
             "image": torch.from_numpy(np.ascontiguousarray(image)).permute(2, 0, 1).float(),  # (3, S, S)
             "mask": labels[:c].float(),
             "fov": fov,
@@ -220,6 +225,20 @@ class VesselDataset(Dataset):
             "orig_size": torch.tensor(decoded.image.shape[:2], dtype=torch.long),
             "pad": torch.from_numpy(pad),
         }
+        if self.prompts is not None:
+            item.update(self._prompts(item, pad))
+        return item
+
+    def _prompts(self, item: dict[str, Any], pad: np.ndarray) -> dict[str, torch.Tensor]:
+        # Training draws anew each time (from torch's generator, which DataLoader workers seed apart);
+        # evaluation draws from (seed, index), the same prompts in every run.
+        train = self.split == "train"
+        seed = int(torch.randint(0, 2**62, ()).item()) if train else [self.prompts.seed, item["index"]]
+        valid = item["fov"][0].clone()  # (S, S): never a point in the padding
+        size = self.img_size
+        valid[size - int(pad[1]) :, :] = False
+        valid[:, size - int(pad[3]) :] = False
+        return ground_truth_prompts(item["mask"], valid, self.prompts, np.random.default_rng(seed), train)
 
     def original(self, index: int) -> dict[str, Any]:
         """Item ``index`` at its original resolution as numpy arrays.

@@ -76,6 +76,9 @@ class SamSegmenter(nn.Module):
         # Small random init: distinct classes start apart, and a near-zero token starts SAM near its
         # "no prompt" behaviour.
         self.class_tokens = nn.Parameter(torch.randn(num_classes, dim) * 0.02)
+        # Lightning restores each module's `training` flag directly instead of calling train(), so the frozen
+        # statistics must already be in eval mode in the flags it captures: set them from the start.
+        self.train()
 
     def extra_state_keys(self) -> list[str]:
         """State-dict keys this class adds to the backbone's own (absent from official checkpoints)."""

@@ -38,7 +38,7 @@ class Row:
     Attributes:
         label: the row name (see :func:`salt.results.collect.row_label`).
         cells: ``(data set, metric)`` -> :class:`Stat` over seeds, metric in :data:`METRICS`; absent when
-            no run has a value.
+            no run has a value. A data set of several classes also has ``("<data set>/<class>", metric)``.
         average: metric -> :class:`Stat` of the per-seed average over all data-set columns, over the seeds
             that have every column; absent when no seed has them all.
         seeds: the seeds seen in the row's runs.
@@ -63,12 +63,14 @@ class Table:
     """Rows in the paper's order (then the others, sorted), one column pair per data set.
 
     ``paper_average`` says whether the average column is the paper's (the columns are exactly its five
-    data sets), so that the paper's average can stand beside it.
+    data sets), so that the paper's average can stand beside it. ``classes`` lists, for each data set of
+    several classes, its class names: per-class columns follow the data set's own (the mean over classes).
     """
 
     datasets: list[str]
     rows: list[Row]
     paper_average: bool
+    classes: dict[str, list[str]] = field(default_factory=dict)
 
 
 def dataset_order(names: Iterable[str]) -> list[str]:
@@ -98,6 +100,12 @@ def _row(label: str, runs: Sequence[Run], datasets: Sequence[str]) -> Row:
             cell = stat(v for v in values if v is not None)
             if cell is not None:
                 row.cells[dataset, metric] = cell
+        for name in sorted({c for r in runs if r.dataset == dataset for c in r.per_class}):
+            for i, metric in enumerate(METRICS):
+                values = [r.per_class[name][i] for r in runs if r.dataset == dataset and name in r.per_class]
+                cell = stat(v for v in values if v is not None)
+                if cell is not None:
+                    row.cells[f"{dataset}/{name}", metric] = cell
     for metric in METRICS:
         per_seed = []
         for seed in row.seeds:
@@ -125,4 +133,9 @@ def build_table(runs: Sequence[Run], datasets: Sequence[str] | None = None) -> T
     paper_order = [label for label in PAPER_TABLE1 if label in labels]
     order = paper_order + sorted(labels - set(paper_order), key=natural_key)
     rows = [_row(label, [r for r in runs if r.row == label], columns) for label in order]
-    return Table(datasets=columns, rows=rows, paper_average=tuple(columns) == PAPER_DATASETS)
+    classes = {}
+    for dataset in columns:
+        names = [c for r in runs if r.dataset == dataset for c in r.per_class]
+        if names:
+            classes[dataset] = list(dict.fromkeys(names))  # in the runs' class order
+    return Table(datasets=columns, rows=rows, paper_average=tuple(columns) == PAPER_DATASETS, classes=classes)

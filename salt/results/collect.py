@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import logging
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -45,6 +45,7 @@ class Run:
         percent: trainable share of the base model (SAM alone, or the classic network) in percent.
         percent_paper: trainable share in the paper's convention, or None.
         mtime: modification time of ``metrics.json`` (newer wins between duplicates).
+        per_class: for a data set of several classes, class name -> ``(dice, hd95)`` (either may be None).
     """
 
     path: Path
@@ -58,6 +59,7 @@ class Run:
     percent: float | None
     percent_paper: float | None
     mtime: float
+    per_class: dict[str, tuple[float | None, float | None]] = field(default_factory=dict)
 
 
 def _get(data: dict, dotted: str, source: Path) -> Any:
@@ -92,7 +94,8 @@ def row_label(metrics: dict, source: Path) -> str:
     ``"SALT (rank 16; r 256/200/64)"`` for a cell of the rank grid (Fig. 4a). On another backbone, whose
     ranks are its own, so does every run of a rank-grid experiment (``config.ablation`` set). Classic networks (``config.model.family == "classic"``) are named by
     ``config.model.name``. An evaluation-only run without adapters is the zero-shot row. SAM rows on a
-    backbone other than ViT-B with the official weights carry it in brackets, e.g. ``"S-SAM [tiny]"``.
+    backbone other than ViT-B with the official weights carry it in brackets, e.g. ``"S-SAM [tiny]"``; a run
+    prompted by boxes or points names its prompt, e.g. ``"Zero-shot, box prompt [medsam_lite]"``.
     """
     config = metrics.get("config") or {}
     model_cfg = config.get("model") or {}
@@ -116,14 +119,27 @@ def row_label(metrics: dict, source: Path) -> str:
         label = "S-SAM"
     elif method == "full":
         label = "Full fine-tuning"
-    elif method == "none" and metrics.get("task") == "eval":
-        label = ZERO_SHOT
+    elif is_zero_shot(metrics):
+        label = ZERO_SHOT if prompt_mode(config) == "class" else "Zero-shot"
     elif method == "none":
         groups = list(model_cfg.get("trainable") or [])
         label = "Decoder-only" if groups == ["decoder"] else f"No adapter ({'+'.join(groups) or 'frozen'})"
     else:
         label = str(method)
+    if prompt_mode(config) != "class":  # a box- or point-prompted run is its own row
+        label = f"{label}, {prompt_mode(config)} prompt"
     return f"{label} [{tag}]" if tag else label
+
+
+def prompt_mode(config: dict) -> str:
+    """The run's ``prompt.mode`` (``class``, the paper's, for runs that record none)."""
+    return str((config.get("prompt") or {}).get("mode") or "class")
+
+
+def is_zero_shot(metrics: dict) -> bool:
+    """Whether the run tested a model with nothing trained (no adapter, ``task: eval``): the zero-shot row."""
+    method = metrics.get("method") or ((metrics.get("config") or {}).get("peft") or {}).get("method")
+    return method == "none" and metrics.get("task") == "eval"
 
 
 def _number(value: Any) -> float | None:
@@ -162,7 +178,7 @@ def load_run(metrics_json: Path, resolution: str = "model") -> Run:
         percent_paper = params.get("trainable_percent")
     row = row_label(metrics, metrics_json)
     trainable, percent = params.get("trainable"), params.get("trainable_percent")
-    if row == ZERO_SHOT:
+    if is_zero_shot(metrics):
         # Nothing is trained for the zero-shot row, whatever the evaluated model leaves unfrozen.
         trainable, percent = 0, 0.0
         percent_paper = None if percent_paper is None else 0.0
@@ -181,6 +197,10 @@ def load_run(metrics_json: Path, resolution: str = "model") -> Run:
             percent=_number(percent),
             percent_paper=_number(percent_paper),
             mtime=metrics_json.stat().st_mtime,
+            per_class={
+                str(name): (_number(stats.get("dice")), _number(stats.get("hd95")))
+                for name, stats in (mean.get("per_class") or {}).items()
+            },
         )
     except (TypeError, ValueError) as exc:
         raise RunError(f"{metrics_json}: non-numeric value ({exc})") from exc

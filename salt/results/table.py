@@ -89,13 +89,20 @@ def _param_cells(row: Row, missing: str) -> list[str]:
 
 
 def _columns(table: Table) -> list[tuple[str, str]]:
-    return [(d, m) for d in [*table.datasets, AVERAGE] for m in METRICS]
+    # each data set, then its classes when it has several (per-class Dice and HD95), then the average
+    keys = [k for d in table.datasets for k in [d, *(f"{d}/{c}" for c in table.classes.get(d, []))]]
+    return [(d, m) for d in [*keys, AVERAGE] for m in METRICS]
+
+
+def _title(key: str) -> str:
+    if key == AVERAGE:
+        return "Avg"
+    dataset, _, name = key.partition("/")
+    return f"{dataset_title(dataset)} {name}" if name else dataset_title(dataset)
 
 
 def _header(table: Table) -> list[str]:
-    metric_heads = [
-        f"{'Avg' if d == AVERAGE else dataset_title(d)} {METRIC_TITLES[m]}" for d, m in _columns(table)
-    ]
+    metric_heads = [f"{_title(d)} {METRIC_TITLES[m]}" for d, m in _columns(table)]
     return [
         "Method",
         "Seeds",
@@ -132,6 +139,11 @@ def notes(table: Table, resolution: str, missing: str = MISSING) -> list[str]:
     ]
     if not table.paper_average:
         lines.append("The paper's Avg (over its five data sets) is left out: this table's columns differ.")
+    if table.classes:
+        lines.append(
+            "<data set> <class>: the metrics of one class (an image without it scores by the empty-mask rule); "
+            "the data set's own columns are the mean over its classes, and only those enter Avg."
+        )
     return lines
 
 

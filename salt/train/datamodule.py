@@ -10,6 +10,8 @@ import torch
 from torch.utils.data import DataLoader
 
 from salt.data import DatasetError, VesselDataset, ensure_synthetic
+from salt.data.prompts import PromptSettings
+from salt.data.shapes import ensure_shapes
 
 log = logging.getLogger(__name__)
 
@@ -17,7 +19,7 @@ log = logging.getLogger(__name__)
 class VesselDataModule(L.LightningDataModule):
     """Train/val/test loaders of one data set (``configs/dataset/<name>.yaml``).
 
-    The synthetic data set is generated on first use when its folder is absent; any other missing folder is
+    The synthetic data sets (vessels, shapes) are generated on first use when its folder is absent; any other missing folder is
     an error that says how to prepare it. The data set checks run when the splits are built, so a broken
     folder stops the run before training with the problems listed.
 
@@ -25,6 +27,7 @@ class VesselDataModule(L.LightningDataModule):
         dataset: the ``dataset`` config (name, root, img_size, resize, num_classes, label_map, augment, ...).
         batch_size, num_workers, pin_memory: DataLoader settings.
         test_split: the split :meth:`test_dataloader` serves (``test`` normally; ``val``/``train`` for eval.py).
+        prompt: the ``prompt`` config (``configs/prompt``); box and point modes add their prompts to every item.
     """
 
     def __init__(
@@ -34,8 +37,10 @@ class VesselDataModule(L.LightningDataModule):
         num_workers: int = 0,
         pin_memory: bool = True,
         test_split: str = "test",
+        prompt: dict | None = None,
     ) -> None:
         super().__init__()
+        self.prompts = PromptSettings(**prompt) if prompt else None
         self.cfg = dataset
         self.batch_size = batch_size
         self.num_workers = num_workers
@@ -52,6 +57,10 @@ class VesselDataModule(L.LightningDataModule):
         if synthetic is not None and not self.root.exists():
             log.info("generating the synthetic data set in %s", self.root)
             ensure_synthetic(self.root, **synthetic)
+        shapes = self.cfg.get("shapes")
+        if shapes is not None and not self.root.exists():
+            log.info("generating the shapes data set in %s", self.root)
+            ensure_shapes(self.root, **shapes)
         if not self.root.exists():
             raise DatasetError(
                 f"data folder {self.root} not found: convert the official release with "
@@ -70,6 +79,7 @@ class VesselDataModule(L.LightningDataModule):
                 label_map=self.cfg.get("label_map"),
                 num_classes=int(self.cfg["num_classes"]),
                 cache=bool(self.cfg.get("cache", True)),
+                prompts=self.prompts,
                 **({"slice_axis": self.cfg["slice_axis"]} if "slice_axis" in self.cfg else {}),
             )
         return self.datasets[split]

@@ -11,11 +11,23 @@ from salt.metrics import segmentation_metrics
 from salt.viz import save_overlay
 
 
-def _rows(name: str, index: int, resolution: str, pred: Any, gt: Any, fov: Any) -> list[dict]:
+def _rows(
+    name: str, index: int, resolution: str, pred: Any, gt: Any, fov: Any, class_names: list[str] | None
+) -> list[dict]:
     rows = []
     for c in range(pred.shape[0]):
         metrics = segmentation_metrics(pred[c], gt[c], fov=fov)
-        rows.append({"name": name, "index": index, "class": c, "resolution": resolution, **metrics})
+        label = class_names[c] if class_names and c < len(class_names) else str(c)
+        rows.append(
+            {
+                "name": name,
+                "index": index,
+                "class": c,
+                "class_name": label,
+                "resolution": resolution,
+                **metrics,
+            }
+        )
     return rows
 
 
@@ -26,6 +38,7 @@ def evaluate_batch(
     dataset: Any | None = None,
     overlay_dir: Path | None = None,
     overlays: int = 0,
+    class_names: list[str] | None = None,
 ) -> list[dict]:
     """Dice/HD95 rows for every image and class of a batch.
 
@@ -38,9 +51,10 @@ def evaluate_batch(
             size and scored against the original mask and field of view (``resolution="original"`` rows).
         overlay_dir: where overlay PNGs go (original resolution when ``dataset`` is given).
         overlays: overlays are written for cases whose dataset index is below this number.
+        class_names: names of the classes, recorded in each row as ``class_name``.
 
     Returns:
-        One dict per (image, class, resolution): ``name, index, class, resolution, dice, hd95, case``.
+        One dict per (image, class, resolution): ``name, index, class, class_name, resolution, dice, hd95, case``.
     """
     probs = torch.sigmoid(logits).cpu()  # (B, C, S, S)
     masks = batch["mask"].cpu() > 0.5  # (B, C, S, S)
@@ -49,12 +63,12 @@ def evaluate_batch(
     for i in range(len(probs)):
         name, index = str(batch["name"][i]), int(batch["index"][i])
         pred = probs[i] > threshold  # (C, S, S)
-        rows += _rows(name, index, "model", pred.numpy(), masks[i].numpy(), fovs[i].numpy())
+        rows += _rows(name, index, "model", pred.numpy(), masks[i].numpy(), fovs[i].numpy(), class_names)
         image, pred_show, gt_show = None, pred.any(0).numpy(), masks[i].any(0).numpy()
         if dataset is not None:
             original = dataset.original(index)
             pred_o = (dataset.to_original(probs[i], index) > threshold).numpy()  # (C, H, W)
-            rows += _rows(name, index, "original", pred_o, original["mask"], original["fov"])
+            rows += _rows(name, index, "original", pred_o, original["mask"], original["fov"], class_names)
             image, pred_show, gt_show = original["image"], pred_o.any(0), original["mask"].any(0)
         if overlay_dir is not None and index < overlays:
             if image is None:

@@ -17,7 +17,8 @@ from hydra.utils import get_method
 from omegaconf import DictConfig, OmegaConf
 from torch import nn
 
-from salt.model import BackboneError, set_trainable
+from salt.errors import UserError
+from salt.model import BackboneError, backbone, set_trainable
 from salt.peft import adapter_ranks, inject_from_config
 from salt.train.errors import ConfigError
 
@@ -111,6 +112,10 @@ def build_network(cfg: Mapping) -> tuple[nn.Module, dict]:
     except BackboneError as exc:
         raise ConfigError(f"model.{exc}" if str(exc).startswith("img_size=") else f"model: {exc}") from None
     try:
+        model.set_prompt_mode(str((cfg.get("prompt") or {}).get("mode", "class")))
+    except UserError as exc:
+        raise ConfigError(str(exc)) from None
+    try:
         set_trainable(model, model_cfg.get("trainable") or [])
     except BackboneError as exc:
         raise ConfigError(f"model.trainable: {exc}") from None
@@ -118,7 +123,7 @@ def build_network(cfg: Mapping) -> tuple[nn.Module, dict]:
     targets = inject_from_config(model, options)
     log.info("PEFT %s on %d layers", options["method"], len(targets))
     return model, {
-        "checkpoint": checkpoint,
+        "checkpoint": backbone(model.backbone).weights_file(checkpoint) if checkpoint else None,
         "peft": options,
         "targets": targets,
         "ranks": adapter_ranks(model),
@@ -135,6 +140,9 @@ def _build_classic(cfg: Mapping, model_cfg: dict) -> tuple[nn.Module, dict]:
         **(model_cfg.get("kwargs") or {}),
     )
     model.requires_grad_(True)
+    mode = (cfg.get("prompt") or {}).get("mode", "class")
+    if mode != "class":
+        raise ConfigError(f"prompt.mode={mode}: {model_cfg['name']} takes no prompts (use prompt=class)")
     method = _plain(cfg["peft"]).get("method")
     if method not in (None, "none", "full"):
         log.info(

@@ -87,7 +87,7 @@ def _value(group: Any, key: str) -> Any:
 
 
 def check_same_network(cfg: Mapping, run_cfg: Mapping, source: str, hint: str = EVAL_HINT) -> None:
-    """Refuse ``model``, ``peft`` or ``dataset.num_classes`` settings of ``cfg`` that contradict the run
+    """Refuse ``model``, ``peft``, ``prompt.mode`` or ``dataset.num_classes`` settings of ``cfg`` that contradict the run
     recorded in ``run_cfg``, in one line naming both values.
 
     Args:
@@ -108,6 +108,12 @@ def check_same_network(cfg: Mapping, run_cfg: Mapping, source: str, hint: str = 
                     f"{group}.{key}={value!r} contradicts {source}, trained with {group}.{key}="
                     f"{recorded.get(key)!r}; {hint}"
                 )
+    mode = (cfg.get("prompt") or {}).get("mode")
+    recorded_mode = (run_cfg.get("prompt") or {}).get("mode", "class")
+    if mode is not None and mode != recorded_mode:
+        raise ConfigError(
+            f"prompt.mode={mode} contradicts {source}, trained with prompt.mode={recorded_mode}; {hint}"
+        )
     dataset = cfg.get("dataset")
     if dataset is not None and int(dataset["num_classes"]) != int(run_cfg["dataset"]["num_classes"]):
         raise ConfigError(
@@ -137,14 +143,15 @@ def load_trained(
         ckpt: a run folder, a ``.ckpt`` written by training, or an ``adapter.safetensors``.
         base_checkpoint: a SAM weights file replacing the one recorded at training time.
         dataset: a data-set config replacing the recorded one (its ``num_classes`` must match).
-        given: the job's configuration; its ``model``/``peft`` groups, when present, must agree with the run.
+        given: the job's configuration; its ``model``/``peft`` groups and ``prompt.mode``, when present, must agree
+            with the run.
 
     Returns:
         ``(module, run_cfg)`` with the module in eval mode on the CPU.
     """
     path = find_checkpoint(ckpt)
     state, run_cfg = read_run_config(path)
-    groups = {key: (given or {}).get(key) for key in ("model", "peft")}
+    groups = {key: (given or {}).get(key) for key in ("model", "peft", "prompt")}
     check_same_network({**groups, "dataset": dataset}, run_cfg, f"ckpt={path}")
     if base_checkpoint is not None:
         run_cfg["model"]["checkpoint"] = base_checkpoint

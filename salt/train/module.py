@@ -22,6 +22,7 @@ from salt.train.factory import build_network
 
 log = logging.getLogger(__name__)
 ROW_KEY = ("name", "class", "resolution")
+PROMPT_KEYS = ("box", "box_valid", "points", "point_labels")
 
 
 def _rng_state() -> dict:
@@ -78,6 +79,7 @@ class SegmentationModule(L.LightningModule):
         self.loss_within_fov = bool(loss.get("within_fov", True))
         self.reg_weight = float(cfg["peft"].get("reg_weight") or 0.0)
         self.threshold = float(cfg["eval"]["threshold"])
+        self.class_names = list(cfg["dataset"].get("class_names") or [])
         # Checkpoints omit the frozen base, so Lightning must not demand every key; the exact key set is
         # checked in on_load_checkpoint instead.
         self.strict_loading = False
@@ -91,9 +93,13 @@ class SegmentationModule(L.LightningModule):
         self._val_summary: dict = {}
 
     # ----------------------------------------------------------------------------------------- training
-    def forward(self, images: torch.Tensor) -> torch.Tensor:
-        """Logits ``(B, C, S, S)`` for images ``(B, 3, S, S)`` in [0, 255]."""
-        return self.model(images)
+    def forward(self, images: torch.Tensor, prompts: dict | None = None) -> torch.Tensor:
+        """Logits ``(B, C, S, S)`` for images ``(B, 3, S, S)`` in [0, 255] and the prompt mode's prompts."""
+        return self.model(images, prompts) if prompts else self.model(images)
+
+    def logits(self, batch: dict) -> torch.Tensor:
+        """Logits of a batch, with the box or point prompts it carries (``salt.data.prompts``)."""
+        return self(batch["image"], {k: batch[k] for k in PROMPT_KEYS if k in batch})
 
     def trainable_names(self) -> set[str]:
         """State-dict keys of the trainable tensors (what a checkpoint stores)."""
@@ -109,7 +115,7 @@ class SegmentationModule(L.LightningModule):
         return self.loss_fn(logits, batch["mask"], batch["fov"] if self.loss_within_fov else None)
 
     def training_step(self, batch: dict, batch_idx: int) -> torch.Tensor:
-        logits = self(batch["image"])
+        logits = self.logits(batch)
         loss = self.loss(logits, batch)
         if self.reg_weight:
             reg = regularization(self.model)
@@ -148,10 +154,12 @@ class SegmentationModule(L.LightningModule):
         self._val = MetricAccumulator(key=ROW_KEY)
 
     def validation_step(self, batch: dict, batch_idx: int) -> None:
-        logits = self(batch["image"])
+        logits = self.logits(batch)
         loss = self.loss(logits, batch)
         self.log("val/loss", loss, on_epoch=True, sync_dist=True, batch_size=len(logits))
-        self._val.merge(evaluate_batch(logits.float(), batch, self.threshold, dataset=None))
+        self._val.merge(
+            evaluate_batch(logits.float(), batch, self.threshold, dataset=None, class_names=self.class_names)
+        )
 
     def on_validation_epoch_end(self) -> None:
         # Every process gathers every case, so the logged value is the same everywhere (no sync_dist).
@@ -172,7 +180,7 @@ class SegmentationModule(L.LightningModule):
         self._test = MetricAccumulator(key=ROW_KEY)
 
     def test_step(self, batch: dict, batch_idx: int) -> None:
-        logits = self(batch["image"]).float()
+        logits = self.logits(batch).float()
         dataset = self.trainer.test_dataloaders.dataset
         overlay_dir = self.output_dir / self.overlay_subdir if self.output_dir is not None else None
         self._test.merge(
@@ -183,6 +191,7 @@ class SegmentationModule(L.LightningModule):
                 dataset=dataset if self.cfg["eval"].get("original_resolution", True) else None,
                 overlay_dir=overlay_dir,
                 overlays=int(self.cfg["eval"].get("overlays", 0)),
+                class_names=self.class_names,
             )
         )
 

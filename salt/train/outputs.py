@@ -41,13 +41,26 @@ def code_version() -> dict:
     return info
 
 
-def summarize(accumulator: MetricAccumulator, resolution: str) -> dict | None:
-    """Mean/std Dice and HD95 over the cases at ``resolution`` and the count under each empty-mask rule."""
+def summarize(
+    accumulator: MetricAccumulator, resolution: str, class_names: list[str] | None = None
+) -> dict | None:
+    """Mean/std Dice and HD95 over the cases at ``resolution`` and the count under each empty-mask rule.
+
+    With several classes, ``per_class`` holds the same statistics per class, keyed by ``class_names`` (the
+    mean over every (image, class) pair is the overall ``dice``/``hd95``).
+    """
     summary = accumulator.summary(resolution=resolution)
     if not summary["n_cases"]:
         return None
     renamed = {"dice_mean": "dice", "hd95_mean": "hd95"}
-    return {renamed.get(k, k): v for k, v in summary.items()}
+    out = {renamed.get(k, k): v for k, v in summary.items()}
+    if "per_class" in out:
+        names = class_names if class_names and len(class_names) > max(out["per_class"]) else None
+        out["per_class"] = {
+            (names[c] if names else str(c)): {renamed.get(k, k): v for k, v in stats.items()}
+            for c, stats in out["per_class"].items()
+        }
+    return out
 
 
 def atomic_write_text(path: Path, text: str) -> None:
@@ -67,10 +80,11 @@ def write_results(out_dir: Path, rows: list[dict], info: dict) -> dict:
     out_dir.mkdir(parents=True, exist_ok=True)
     accumulator = MetricAccumulator(key=("name", "class", "resolution"))
     accumulator.merge(rows)
+    names = ((info.get("config") or {}).get("dataset") or {}).get("class_names")
     result = {
         **info,
-        "mean": summarize(accumulator, "model") or {"n_cases": 0},
-        "mean_original": summarize(accumulator, "original"),
+        "mean": summarize(accumulator, "model", names) or {"n_cases": 0},
+        "mean_original": summarize(accumulator, "original", names),
         "per_case": rows,
         "code_version": code_version(),
     }

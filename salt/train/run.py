@@ -77,7 +77,7 @@ def train(cfg: DictConfig) -> dict:
     make_output_folders(plain)
     L.seed_everything(int(cfg.seed), workers=True)
 
-    datamodule = VesselDataModule(plain["dataset"], **plain["data"])
+    datamodule = VesselDataModule(plain["dataset"], **plain["data"], prompt=plain.get("prompt"))
     datamodule.prepare_data()
     datamodule.setup("fit")
     module = SegmentationModule(plain)
@@ -119,6 +119,7 @@ def train(cfg: DictConfig) -> dict:
                 "pretrained": module.build_info["checkpoint"],
                 "params": params,
                 "adapters": module.build_info["ranks"],
+                "prompt": plain.get("prompt"),
                 "zero_shot": zero_shot,
                 "best_val": _best_val(history),
                 "epochs": trainer.current_epoch,
@@ -146,7 +147,11 @@ def _zero_shot(trainer: L.Trainer, module: SegmentationModule, datamodule: Vesse
         return None
     accumulator = MetricAccumulator(key=ROW_KEY)
     accumulator.merge(module.test_rows)
-    result = {"mean": summarize(accumulator, "model"), "mean_original": summarize(accumulator, "original")}
+    names = module.class_names
+    result = {
+        "mean": summarize(accumulator, "model", names),
+        "mean_original": summarize(accumulator, "original", names),
+    }
     mean = result["mean"] or {}
     if "dice" in mean:
         log.info(
@@ -175,6 +180,13 @@ def _report(result: dict, out_dir: Path) -> None:
     log.info("outputs in %s", out_dir)
 
 
+def eval_prompt(run_cfg: dict, given: dict) -> dict:
+    """The run's prompt settings with the evaluation's ``eval_box_jitter``/``seed`` where those are not null
+    (``load_trained`` has refused a ``prompt.mode`` other than the run's)."""
+    recorded = dict(run_cfg.get("prompt") or {"mode": "class"})
+    return {**recorded, **{k: v for k, v in given.items() if k != "mode" and v is not None}}
+
+
 def evaluate(cfg: DictConfig) -> dict:
     """Evaluate a trained checkpoint on one split and write metrics.json, per_case.csv and overlays."""
     out_dir = Path(cfg.paths.output_dir)
@@ -187,8 +199,9 @@ def evaluate(cfg: DictConfig) -> dict:
     module.output_dir = out_dir
     module.cfg["eval"] = {**run_cfg.get("eval", {}), **eval_cfg}
     module.threshold = float(eval_cfg["threshold"])
+    prompt = eval_prompt(run_cfg, OmegaConf.to_container(cfg.prompt, resolve=True) if "prompt" in cfg else {})
     datamodule = VesselDataModule(
-        run_cfg["dataset"], batch_size=batch_size, num_workers=0, test_split=str(cfg.split)
+        run_cfg["dataset"], batch_size=batch_size, num_workers=0, test_split=str(cfg.split), prompt=prompt
     )
     datamodule.prepare_data()
     datamodule.setup("test")
@@ -205,6 +218,8 @@ def evaluate(cfg: DictConfig) -> dict:
         "checkpoint": str(cfg.ckpt),
         "pretrained": module.build_info["checkpoint"],
         "params": parameter_report(module, run_cfg),
+        "adapters": module.build_info["ranks"],
+        "prompt": prompt,
         "config": run_cfg,
     }
     result = write_results(out_dir, module.test_rows, info)

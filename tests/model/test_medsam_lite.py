@@ -156,3 +156,42 @@ def test_batchnorm_statistics_stay_frozen_while_training(images: torch.Tensor) -
     model(images).mean().backward()
     assert all(torch.equal(m.running_mean, b) for m, b in zip(norms, before))
     assert norms[0].weight.grad is not None  # BatchNorm's affine parameters still learn with `encoder`
+
+
+def test_batchnorm_statistics_stay_frozen_under_lightning(tmp_path: Path) -> None:
+    # Lightning sets each module's `training` flag itself (it captures and restores them around
+    # validation), so the flags must be right from the start, not only after model.train().
+    import lightning as L
+    from torch.utils.data import DataLoader, TensorDataset
+
+    model = build_sam("medsam_lite", checkpoint="bundled")
+    set_trainable(model, ["norm", "prompt"])
+    before = {k: v.clone() for k, v in model.state_dict().items() if "running_" in k}
+
+    class Step(L.LightningModule):
+        def __init__(self) -> None:
+            super().__init__()
+            self.model = model
+
+        def training_step(self, batch: list, batch_idx: int) -> torch.Tensor:
+            return self.model(batch[0]).square().mean()
+
+        def validation_step(self, batch: list, batch_idx: int) -> None:
+            self.model(batch[0])
+
+        def configure_optimizers(self) -> torch.optim.Optimizer:
+            return torch.optim.SGD([p for p in self.model.parameters() if p.requires_grad], lr=0.1)
+
+    loader = DataLoader(TensorDataset(torch.rand(2, 3, 256, 256) * 255), batch_size=2)
+    trainer = L.Trainer(
+        max_epochs=2,
+        logger=False,
+        enable_checkpointing=False,
+        enable_progress_bar=False,
+        accelerator="cpu",
+        default_root_dir=tmp_path,
+        enable_model_summary=False,
+    )
+    trainer.fit(Step(), loader, loader)
+    after = model.state_dict()
+    assert before and all(torch.equal(after[k], v) for k, v in before.items())

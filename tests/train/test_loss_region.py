@@ -29,7 +29,7 @@ def _batch_and_logits(outside: float) -> tuple[dict, torch.Tensor]:
 
 def _training_loss(module: SegmentationModule, outside: float) -> float:
     batch, logits = _batch_and_logits(outside)
-    module.forward = lambda images: logits  # the network's output, fixed
+    module.forward = lambda images, prompts=None: logits  # the network's output, fixed
     with pytest.warns(UserWarning, match="self.log"):  # no Trainer attached to log to
         return float(module.training_step(batch, 0))
 

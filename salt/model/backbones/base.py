@@ -82,6 +82,10 @@ class Backbone(ABC):
                 sets other than the expected ones (one-line message naming the file).
         """
 
+    def weights_file(self, checkpoint: str) -> str:
+        """The file a ``checkpoint`` setting loads (a path as given; a name such as ``bundled`` resolved)."""
+        return checkpoint
+
     def groups(self) -> dict[str, GroupFn]:
         """Trainable groups: name -> function giving the parameter names of a model in that group.
 

@@ -136,6 +136,10 @@ class MedSamLite(Backbone):
             frozen_stat_types=self.frozen_stat_types,
         )
 
+    def weights_file(self, checkpoint: str) -> str:
+        """``bundled`` is the installed package's ``lite_medsam.pth``; anything else a path."""
+        return str(bundled_path()) if checkpoint == BUNDLED else checkpoint
+
     def load(self, model: SamSegmenter, checkpoint: str | Path, variant: str) -> None:
         path = verified_bundled_path() if str(checkpoint) == BUNDLED else Path(checkpoint)
         state_dict = self.read(path)
