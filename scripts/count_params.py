@@ -1,18 +1,22 @@
-"""Print the trainable-parameter counts of the paper's PEFT settings on a backbone (ViT-B at 512 px by default).
+"""Print the trainable-parameter counts of every method variant on a backbone (ViT-B at 512 px by default).
 
     python scripts/count_params.py [--model sam_vit_b] [--img-size 512]
 
-``--model`` is a ``configs/model`` name (``sam_vit_b``, ``medsam_lite``, ``sam_tiny`` ...). Each row composes
-``configs/peft/<method>.yaml`` with that model config, as ``train.py`` does (so the targets and ranks are the
-model's ``adapters``), and injects it after the model's own trainable groups. Counts are given against the
-backbone alone and in the paper's convention (trainable / 241M, a denominator that includes the frozen
-CLIP model, paper.md §5), next to what Table 1 reports for ViT-B. The model is built on the meta device:
-counts depend on shapes only, so no weights are allocated and no SVD is computed on real values.
+``--model`` is a ``configs/model`` name (``sam_vit_b``, ``medsam_lite``, ``sam_tiny`` ...). The rows are the
+method variants the experiments sweep (``configs/method/*.yaml``, the peft presets included), then each
+``configs/peft`` method without a variant there; each is composed with that model config as ``train.py``
+does (so the targets and ranks are the model's ``adapters``) and injected after the model's own trainable
+groups. A row is named and counted by its method (``Method.row_label``; the adapter parameters of
+``salt.peft.counting``). Counts are given against the backbone alone and in the paper's convention
+(trainable / 241M, a denominator that includes the frozen CLIP model, paper.md §5), next to what Table 1
+reports for ViT-B. The model is built on the meta device where the backbone and the method allow it: counts
+depend on shapes only.
 """
 
 from __future__ import annotations
 
 import argparse
+import re
 from pathlib import Path
 
 import torch
@@ -20,41 +24,53 @@ from hydra import compose, initialize_config_dir
 from omegaconf import OmegaConf
 
 from salt.model import BackboneError, backbone_of, build_sam, parameter_summary, set_trainable
-from salt.peft import count_adapter_parameters, inject_from_config
+from salt.peft import METHODS, count_adapter_parameters, inject_from_config
+from salt.results.paper import PAPER_TABLE1
 
 CONFIG_DIR = Path(__file__).resolve().parents[1] / "configs"
 PAPER_IMG_SIZE = 512
-# (row label, config name, option overrides, Table 1's "% trainable / count" for that row)
-ROWS = [
-    ("SALT l=4", "salt", {}, "0.46% / 1.1M"),
-    ("SALT l=256", "salt", {"lora_rank": 256}, "3.9% / 9.4M"),
-    ("LoRA r=4", "lora", {}, "0.64% / 1.5M"),
-    ("LoRA r=256", "lora", {"rank": 256}, "14.08% / 33.9M"),
-    ("SVD (S-SAM)", "svd", {}, "0.40% / 1M"),
-    ("no adapter", "none", {}, "-"),
-]
 
 
-def composed(model: str, peft: str, img_size: int) -> dict:
-    """``train.yaml`` with ``model=<model> peft=<peft>`` at ``img_size``: the resolved model and PEFT nodes."""
+def composed(model: str, choice: str, img_size: int) -> dict:
+    """``train.yaml`` with ``model=<model>`` and ``choice`` (``+method=...`` or ``peft=...``) at ``img_size``:
+    the resolved model and PEFT nodes (and ``ablation``, which row labels read, where an experiment sets it)."""
     with initialize_config_dir(config_dir=str(CONFIG_DIR), version_base="1.3"):
-        cfg = compose("train", overrides=[f"model={model}", f"peft={peft}", f"dataset.img_size={img_size}"])
-        return {key: OmegaConf.to_container(cfg[key], resolve=True) for key in ("model", "peft")}
+        cfg = compose("train", overrides=[f"model={model}", choice, f"dataset.img_size={img_size}"])
+        return {
+            key: OmegaConf.to_container(cfg[key], resolve=True)
+            for key in ("model", "peft", "ablation")
+            if key in cfg
+        }
 
 
-def count_row(model: str, img_size: int, config: str, overrides: dict) -> tuple[int, dict]:
-    """Adapter count and :func:`parameter_summary` of a backbone with one PEFT config applied."""
-    cfg = composed(model, config, img_size)
-    try:
-        with torch.device("meta"):
-            net = build_sam(cfg["model"]["variant"], img_size=img_size)
-    except RuntimeError:  # an encoder that reads tensor values while it is built (TinyViT): build it for real
-        net = build_sam(cfg["model"]["variant"], img_size=img_size)
-    set_trainable(net, cfg["model"]["trainable"])
-    inject_from_config(net, {**cfg["peft"], **overrides})
-    denominator = cfg["model"].get("paper_param_denominator")
+def variants() -> list[str]:
+    """``+method=<name>`` for every method variant, then ``peft=<name>`` for each method without one."""
+    methods = sorted(p.stem for p in (CONFIG_DIR / "method").glob("*.yaml"))
+    covered = {
+        line.split(":", 1)[1].strip()
+        for name in methods
+        for line in (CONFIG_DIR / "method" / f"{name}.yaml").read_text().splitlines()
+        if line.strip().startswith("- override /peft:")
+    }
+    plain = sorted(p.stem for p in (CONFIG_DIR / "peft").glob("*.yaml") if p.stem not in covered)
+    return [f"+method={name}" for name in methods] + [f"peft={name}" for name in plain]
+
+
+def count_row(cfg: dict, img_size: int) -> tuple[int, dict]:
+    """Adapter count and :func:`parameter_summary` of the backbone of ``cfg`` with its PEFT config applied."""
+    for device in ("meta", "cpu"):
+        try:
+            with torch.device(device):
+                net = build_sam(cfg["model"]["variant"], img_size=img_size)
+            set_trainable(net, cfg["model"]["trainable"])
+            inject_from_config(net, cfg["peft"])
+            break
+        except (RuntimeError, NotImplementedError, ValueError):
+            # an encoder or a method that reads tensor values while it is built (TinyViT, PiSSA's SVD)
+            if device != "meta":
+                raise
     adapters = sum(n for per_type in count_adapter_parameters(net).values() for n in per_type.values())
-    return adapters, parameter_summary(net, paper_denominator=denominator)
+    return adapters, parameter_summary(net, paper_denominator=cfg["model"].get("paper_param_denominator"))
 
 
 def input_size(variant: str) -> int:
@@ -67,6 +83,10 @@ def input_size(variant: str) -> int:
     return PAPER_IMG_SIZE
 
 
+def _natural(choice: str) -> list:
+    return [int(part) if part.isdigit() else part for part in re.split(r"(\d+)", choice)]
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--model", default="sam_vit_b", help="a configs/model name (default: sam_vit_b)")
@@ -76,25 +96,39 @@ def main() -> None:
     args = parser.parse_args()
     if not (CONFIG_DIR / "model" / f"{args.model}.yaml").is_file():
         parser.exit(2, f"error: --model {args.model}: no configs/model/{args.model}.yaml\n")
-    model_cfg = composed(args.model, "none", PAPER_IMG_SIZE)["model"]
+    model_cfg = composed(args.model, "peft=none", PAPER_IMG_SIZE)["model"]
     img_size = args.img_size or input_size(model_cfg["variant"])
     extras = model_cfg["trainable"]
     # The paper's convention and Table 1's counts exist for its backbone only (paper_param_denominator set).
     paper_backbone = model_cfg.get("paper_param_denominator") is not None
+    rows = []
+    for choice in variants():
+        cfg = composed(args.model, choice, img_size)
+        method = METHODS[cfg["peft"]["method"]]
+        rows.append(
+            (cfg["peft"]["method"], _natural(choice), method.row_label(cfg["peft"], cfg, paper_backbone), cfg)
+        )
+    width = max(len(label) for _, _, label, _ in rows)
     print(f"{args.model} at {img_size} px; trainable extras: {', '.join(extras) or 'none'}")
-    print(f"{'method':<12} {'adapter':>11} {'trainable':>11} {'% of base':>9} {'% paper':>8}  paper reports")
-    for label, name, overrides, paper in ROWS:
+    print(
+        f"{'method':<{width}} {'adapter':>11} {'trainable':>11} {'% of base':>9} {'% paper':>8}  paper reports"
+    )
+    summary = None
+    for _, _, label, cfg in sorted(rows, key=lambda row: row[:2]):
         try:
-            adapters, summary = count_row(args.model, img_size, name, overrides)
+            adapters, summary = count_row(cfg, img_size)
         except ValueError as exc:  # a setting that does not fit this backbone (LoRA r=256 on a small one)
-            print(f"{label:<12} {'-':>11} {'-':>11} {'-':>9} {'-':>8}  (does not fit: {exc})")
+            print(f"{label:<{width}} {'-':>11} {'-':>11} {'-':>9} {'-':>8}  (does not fit: {exc})")
             continue
+        paper = PAPER_TABLE1.get(label) if paper_backbone else None
+        reported = f"{paper.percent}% / {paper.count / 1e6:g}M" if paper and paper.count else ""
         percent_paper = f"{summary['trainable_percent_paper']:>7.2f}%" if paper_backbone else f"{'-':>8}"
         print(
-            f"{label:<12} {adapters:>11,} {summary['trainable']:>11,} {summary['trainable_percent']:>8.2f}% "
-            f"{percent_paper}  {paper if paper_backbone else ''}"
+            f"{label:<{width}} {adapters:>11,} {summary['trainable']:>11,} {summary['trainable_percent']:>8.2f}% "
+            f"{percent_paper}  {reported}"
         )
-    print(f"base model: {summary['total_base']:,} parameters")
+    if summary is not None:
+        print(f"base model: {summary['total_base']:,} parameters")
 
 
 if __name__ == "__main__":

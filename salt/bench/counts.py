@@ -5,9 +5,7 @@ input needs its gradient (inside SAM with trainable position embeddings it alway
 
     frozen layer:   N in out (1 + g)                      forward, and the gradient to x
     full tuning:    N in out (2 + g)                      plus the weight gradient
-    LoRA rank r:    frozen + N r (2 in + 3 out + g in)    A x, B (A x); dB, d(A x), dA, and to x
-    SALT, SVD:      SpectralLayer.multiply_adds in the form the layer picks for this call
-    naive SALT:     NaiveSaltLayer.multiply_adds
+    adapter layer:  its method's cost model, AdapterLayer.multiply_adds (LoRA, SALT, SVD, naive SALT)
 
 Element-wise work (bias, ReLU, dropout, adding the branches) is not counted.
 """
@@ -16,9 +14,8 @@ from __future__ import annotations
 
 from torch import nn
 
-from salt.bench.naive import NaiveSaltLayer
 from salt.peft.base import flat_shape
-from salt.peft.lora import LoraLayer
+from salt.peft.layer import AdapterLayer
 from salt.peft.spectral import SpectralLayer
 
 
@@ -32,18 +29,16 @@ def layer_multiply_adds(module: nn.Module, tokens: int, input_grad: bool, form: 
     """Multiply-adds of one forward + backward of ``module`` over ``tokens`` positions.
 
     Args:
-        module: a plain Linear/Conv2d, a LoraLayer, a SpectralLayer or a NaiveSaltLayer.
+        module: a plain Linear/Conv2d or an adapter layer.
         form: for a SpectralLayer, the execution form; None means the one it picks for this call.
+
+    Raises:
+        TypeError: a module without a cost model (a peft tuner layer, another module type).
     """
-    if isinstance(module, SpectralLayer):
-        form = form or module.choose_form(tokens, input_grad)
-        return module.multiply_adds(form, tokens, input_grad)
-    if isinstance(module, NaiveSaltLayer):
+    if isinstance(module, SpectralLayer) and form is not None:
+        return module.form_multiply_adds(form, tokens, input_grad)
+    if isinstance(module, AdapterLayer):
         return module.multiply_adds(tokens, input_grad)
-    if isinstance(module, LoraLayer):
-        frozen = plain_multiply_adds(module.base_layer, tokens, input_grad)
-        i, o, g = module.in_features, module.out_features, int(input_grad)
-        return frozen + tokens * module.rank * (2 * i + 3 * o + g * i)
     if isinstance(module, (nn.Linear, nn.Conv2d)):
         return plain_multiply_adds(module, tokens, input_grad)
     raise TypeError(f"no multiply-add count for a {type(module).__name__}")

@@ -55,15 +55,18 @@ def form_label(layer: nn.Module, tokens: int, input_grad: bool = True) -> str:
     return f"basis/{layer.basis_placement(tokens, input_grad)}" if form == "basis" else form
 
 
-def adapt(variant: Variant, cfg: dict[str, Any], name: str, module: nn.Module) -> nn.Module:
-    """``module`` (the layer called ``name``) with ``variant``'s method applied, as injection would."""
+def adapt(
+    variant: Variant, cfg: dict[str, Any], name: str, module: nn.Module, cache: dict | None = None
+) -> nn.Module:
+    """``module`` (the layer called ``name``) with ``variant``'s method applied, as injection would
+    (``cache`` as for :func:`salt.peft.inject`)."""
     if cfg["method"] == "none":
         return module
     if cfg["method"] == "full":
         tuned = copy.deepcopy(module)
         tuned.requires_grad_(True)
         return tuned
-    layer = METHODS[cfg["method"]].from_options(options(cfg)).adapt(name, module)
+    layer = METHODS[cfg["method"]].from_options(options(cfg)).adapt(name, module, cache)
     return NaiveSaltLayer(layer) if variant.naive else layer
 
 
@@ -103,13 +106,18 @@ def _form_calls(label: str, layer: SpectralLayer, tokens: int) -> dict[str, tupl
             calls[f"{label} [{form}]"] = (
                 form,
                 lambda x, f=form: layer.form_forward(f, x),
-                layer.multiply_adds(form, tokens),
+                layer.form_multiply_adds(form, tokens),
             )
     return calls
 
 
 def layer_cases(
-    short: str, module: nn.Module, variants: list[tuple[Variant, dict[str, Any]]], batch: int, px: int
+    short: str,
+    module: nn.Module,
+    variants: list[tuple[Variant, dict[str, Any]]],
+    batch: int,
+    px: int,
+    cache: dict | None = None,
 ) -> list[LayerCase]:
     """The cases of one layer at one input size.
 
@@ -118,6 +126,7 @@ def layer_cases(
         variants: ``(variant, PEFT config)`` pairs in table order; a variant with ``matches`` must follow
             the variant it matches. The variants named in :data:`FORM_CHECKS` are also timed in every other
             exact form.
+        cache: shared by the variants' adapters (one SVD per weight for the spectral ones).
     """
     x = layer_input(module, batch, px, module.weight.device)
     tokens = x.numel() // x.shape[-1] if isinstance(module, nn.Linear) else batch * (px // PATCH_SIZE) ** 2
@@ -129,7 +138,7 @@ def layer_cases(
         if variant.matches:
             count = sum(p.numel() for p in built[variant.matches].parameters(recurse=False))
             cfg = {**cfg, "rank": matched_lora_rank(count, [module])}
-        layer = built[variant.name] = adapt(variant, cfg, LAYERS[short], module)
+        layer = built[variant.name] = adapt(variant, cfg, LAYERS[short], module, cache)
         params = [p for p in layer.parameters() if p.requires_grad]
         config = base | {"peft": {"method": cfg["method"], **options(cfg)}, "form": form_label(layer, tokens)}
         config["trainable"] = sum(p.numel() for p in params)

@@ -2,15 +2,15 @@
 
 All variants are built from one seeded base model. A parameter that a variant keeps frozen is shared with
 the base instead of copied, and the singular value decompositions of the frozen weights are computed once
-and shared by every spectral variant (:func:`shared_svds`), so a run holds one copy of the big tensors.
+and shared by every spectral variant (the injections share one ``cache``), so a run holds one copy of the
+big tensors.
 """
 
 from __future__ import annotations
 
 import copy
 import re
-from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -18,7 +18,6 @@ from typing import Any
 import torch
 from torch import nn
 
-import salt.peft.spectral as spectral
 from salt.bench.counts import layer_multiply_adds
 from salt.bench.naive import make_naive
 from salt.bench.timing import storage_bytes
@@ -28,27 +27,6 @@ from salt.model import build_sam, set_trainable
 from salt.model.trainable import group_parameter_names
 from salt.peft import adapter_layers, count_adapter_parameters, inject_from_config, merge, save_adapter
 from salt.peft.registry import match_targets
-
-
-@contextmanager
-def shared_svds(memo: dict[tuple, tuple[torch.Tensor, ...]]) -> Iterator[None]:
-    """Within the block, a SpectralLayer built on a weight tensor already seen (recorded in ``memo``, which
-    may outlive the block) reuses its SVD and buffers instead of computing them again."""
-    compute = spectral.signed_svd
-
-    def cached(weight: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        key = (weight.data_ptr(), weight._version, tuple(weight.shape), weight.dtype, str(weight.device))
-        if key not in memo:
-            # In the weight's dtype, as the layer stores them, so its .to(dtype) keeps the shared tensors;
-            # the weight is kept alive so that its address cannot be reused by another tensor.
-            memo[key] = (*(t.to(weight.dtype) for t in compute(weight)), weight)
-        return memo[key][:3]
-
-    spectral.signed_svd = cached
-    try:
-        yield
-    finally:
-        spectral.signed_svd = compute
 
 
 @dataclass
@@ -124,8 +102,7 @@ class ModelBench:
         memo = {id(p): p for n, p in self.base.named_parameters() if n not in trainable}
         model = copy.deepcopy(self.base, memo)
         set_trainable(model, variant.groups)
-        with shared_svds(self.svds):
-            inject_from_config(model, cfg)
+        inject_from_config(model, cfg, cache=self.svds)
         if variant.naive:
             make_naive(model)
         params = [p for p in model.parameters() if p.requires_grad]

@@ -10,7 +10,7 @@ from pathlib import Path
 import torch
 
 from salt.bench.layers import LAYERS, LayerCase, layer_cases
-from salt.bench.models import ModelBench, shared_svds
+from salt.bench.models import ModelBench
 from salt.bench.report import Entry
 from salt.bench.timing import interleaved_times, median, peak_bytes
 from salt.bench.variants import LAYER_VARIANTS, Variant, peft_config
@@ -54,8 +54,7 @@ def layer_level(
     entries = []
     for short, name in LAYERS.items():
         for px in sizes:
-            with shared_svds(svds):
-                cases: list[LayerCase] = layer_cases(short, model.get_submodule(name), variants, batch, px)
+            cases: list[LayerCase] = layer_cases(short, model.get_submodule(name), variants, batch, px, svds)
             log.info("layer %s at %d px: %d cases", short, px, len(cases))
             # the forms of one variant share its tensors and memory needs: profile the variants only
             variant_names = {c.name for c in cases if "form_of" not in c.config}

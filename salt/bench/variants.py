@@ -1,8 +1,10 @@
 """The methods the benchmark compares, as PEFT configurations read from ``configs/``.
 
-Each variant is a ``configs/peft/<method>.yaml`` file plus option overrides and the trainable groups of the
-model; the file is composed with the model config as ``train.py`` does, so its targets and ranks are the
-model's (``model.adapters``: the ViT-B ranks for ViT-B, smaller ones for the tiny SAM).
+Each variant is a method variant of ``configs/method/<name>.yaml`` (where the method variants of the
+experiments are listed, once) or a plain ``configs/peft/<method>.yaml`` group, plus benchmark-only option
+overrides and the trainable groups of the model; it is composed with the model config as ``train.py``
+does, so its targets and ranks are the model's (``model.adapters``: the ViT-B ranks for ViT-B, smaller
+ones for the tiny SAM).
 """
 
 from __future__ import annotations
@@ -25,37 +27,38 @@ class Variant:
     """One compared method.
 
     Attributes:
-        name: label in tables and JSON.
-        peft: the ``configs/peft/<peft>.yaml`` file.
-        overrides: options replacing that file's.
+        name: the case name in the benchmark's tables and JSON.
+        method: a ``configs/method/<method>.yaml`` variant (composed as ``+method=<method>``), or, for a
+            method without variants there, ``peft=<method>`` (``none``, ``full``).
+        overrides: benchmark-only options replacing the composed ones.
         groups: trainable groups besides the adapters (the backbone's groups, ``salt.model.group_parameter_names``).
         naive: run SALT with the authors' algorithm (``salt.bench.naive``).
-        tiny_overrides: further options for the tiny SAM of smoke runs.
+        tiny_method: the method variant for the tiny SAM of smoke runs, when ``method`` does not fit it.
         matches: for a LoRA variant, the name of the variant whose adapter count its rank matches
             (:func:`matched_lora_rank`, computed where the layers are known).
     """
 
     name: str
-    peft: str
+    method: str
     overrides: dict[str, Any] = field(default_factory=dict)
     groups: tuple[str, ...] = PAPER_POLICY
     naive: bool = False
-    tiny_overrides: dict[str, Any] = field(default_factory=dict)
+    tiny_method: str = ""
     matches: str = ""
 
 
 FROZEN = Variant("frozen", "none")
 DECODER_ONLY = Variant("decoder-only", "none", groups=("decoder",))
-LORA_4 = Variant("LoRA r=4", "lora")
-LORA_256 = Variant("LoRA r=256", "lora", {"rank": 256}, tiny_overrides={"rank": 16})
-SVD = Variant("SVD", "svd")
-SALT_4 = Variant("SALT l=4", "salt")
-SALT_256 = Variant("SALT l=256", "salt", {"lora_rank": 256})
-NAIVE_SALT_4 = Variant("naive SALT l=4", "salt", naive=True)
+LORA_4 = Variant("LoRA r=4", "lora_r4")
+LORA_256 = Variant("LoRA r=256", "lora_r256", tiny_method="lora_r32")
+SVD = Variant("SVD", "ssam")
+SALT_4 = Variant("SALT l=4", "salt_l4")
+SALT_256 = Variant("SALT l=256", "salt_l256")
+NAIVE_SALT_4 = Variant("naive SALT l=4", "salt_l4", naive=True)
 FULL = Variant("full", "full")
 # The authors' SAM2 setting: r = 0.1 k top singular values, here with the diagonal ReLU.
-SALT_DIAGONAL = Variant("SALT diag r=0.1k", "salt", {"relu": "diagonal", "rank": 0.1, "rank_pattern": {}})
-LORA_MATCHED = Variant("LoRA equal count", "lora", matches=SALT_DIAGONAL.name)
+SALT_DIAGONAL = Variant("SALT diag r=0.1k", "salt_l4", {"relu": "diagonal", "rank": 0.1, "rank_pattern": {}})
+LORA_MATCHED = Variant("LoRA equal count", "lora_r4", matches=SALT_DIAGONAL.name)
 
 MODEL_VARIANTS = (
     DECODER_ONLY,
@@ -73,9 +76,9 @@ MODEL_VARIANTS = (
 # SALT with its execution form fixed instead of chosen by `auto` (benchmark --forms): the model-level check
 # of the form choice, side by side with the variants above.
 FORM_VARIANTS = (
-    Variant("SALT l=4 weight form", "salt", {"execution": "weight"}),
-    Variant("SALT l=4 basis form", "salt", {"execution": "basis"}),
-    Variant("SALT diag delta form", "salt", SALT_DIAGONAL.overrides | {"execution": "delta"}),
+    Variant("SALT l=4 weight form", "salt_l4", {"execution": "weight"}),
+    Variant("SALT l=4 basis form", "salt_l4", {"execution": "basis"}),
+    Variant("SALT diag delta form", "salt_l4", SALT_DIAGONAL.overrides | {"execution": "delta"}),
 )
 LAYER_VARIANTS = (FROZEN, FULL, LORA_4, SVD, SALT_4, SALT_256, NAIVE_SALT_4, SALT_DIAGONAL, LORA_MATCHED)
 
@@ -92,10 +95,14 @@ def peft_config(variant: Variant, config_dir: Path, model_variant: str) -> dict[
     Returns:
         A ``configs/peft`` mapping (``method``, ``target_modules``, options) for ``inject_from_config``.
     """
-    cfg = composed(config_dir, [f"model=sam_{model_variant}", f"peft={variant.peft}"], "peft")
+    method = variant.tiny_method if model_variant == "tiny" and variant.tiny_method else variant.method
+    choice = (
+        f"+method={method}"
+        if (Path(config_dir) / "method" / f"{method}.yaml").is_file()
+        else f"peft={method}"
+    )
+    cfg = composed(config_dir, [f"model=sam_{model_variant}", choice], "peft")
     cfg.update(variant.overrides)
-    if model_variant == "tiny":
-        cfg.update(variant.tiny_overrides)
     return cfg
 
 

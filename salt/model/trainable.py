@@ -9,6 +9,7 @@ from torch import nn
 
 from salt.model.backbones import BackboneError, backbone
 from salt.model.segmenter import SamSegmenter
+from salt.peft.counting import adapter_parameter_names, added_parameter_names
 
 log = logging.getLogger(__name__)
 
@@ -52,16 +53,13 @@ def set_trainable(model: nn.Module, groups: Iterable[str]) -> set[str]:
     return names
 
 
-def _is_adapter(module: nn.Module) -> bool:
-    return getattr(module, "adapter_method", None) is not None
-
-
 def parameter_summary(model: nn.Module, paper_denominator: float | None = None) -> dict:
     """Trainable and total parameter counts, overall and per group.
 
-    Adapter tensors (parameters owned by a module with an ``adapter_method`` attribute) are counted
-    under ``adapter`` and excluded from ``total_base``; groups may overlap (``norm`` lies inside
-    ``encoder``).
+    The ``adapter`` group holds the adapter parameters (``salt.peft.counting.adapter_parameter_names``:
+    what the injected methods train, full tuning's targets included); ``total_base`` excludes the
+    parameters adapters added to the base (``added_parameter_names``). Groups may overlap (``norm`` lies
+    inside ``encoder``).
 
     Args:
         model: a SamSegmenter, with or without adapters.
@@ -72,12 +70,7 @@ def parameter_summary(model: nn.Module, paper_denominator: float | None = None) 
         ``{"trainable", "total", "total_base", "trainable_percent", "groups": {name: {"trainable",
         "total"}}}``.
     """
-    adapter_names = {
-        f"{mname}.{pname}" if mname else pname
-        for mname, module in model.named_modules()
-        if _is_adapter(module)
-        for pname, _ in module.named_parameters(recurse=False)
-    }
+    adapter_names = adapter_parameter_names(model)
     params = dict(model.named_parameters())
     trainable = sum(p.numel() for p in params.values() if p.requires_grad)
     total = sum(p.numel() for p in params.values())
@@ -92,7 +85,7 @@ def parameter_summary(model: nn.Module, paper_denominator: float | None = None) 
         "trainable": sum(params[n].numel() for n in adapter_names if params[n].requires_grad),
         "total": sum(params[n].numel() for n in adapter_names),
     }
-    total_base = total - groups["adapter"]["total"]
+    total_base = total - sum(params[n].numel() for n in added_parameter_names(model))
     summary = {
         "trainable": trainable,
         "total": total,

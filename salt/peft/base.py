@@ -3,6 +3,13 @@
 A method is a frozen dataclass of its options (the keys of ``configs/peft/<method>.yaml`` other than
 ``method``, ``target_modules`` and ``reg_weight``) whose :meth:`Method.adapt` turns one matched module
 into its adapted replacement. The registry (``salt.peft.registry``) finds the modules and swaps them.
+
+A method also owns what the rest of the project needs to know about it, so that tables, counts and
+benchmarks ask it instead of switching on its name: its row label (:meth:`Method.row_label`), which
+tensors of an adapted target it trains (:meth:`Method.trained_names`, the one definition of "adapter
+parameters"), the structural settings of an adapted target (:meth:`Method.hyper_parameters`), its
+regulariser and, for methods with a training schedule, the hooks the training loop calls. The cost model
+of one adapted layer is the layer's :meth:`~salt.peft.layer.AdapterLayer.multiply_adds`.
 """
 
 from __future__ import annotations
@@ -14,9 +21,11 @@ from collections.abc import Mapping
 from dataclasses import dataclass, fields
 from typing import Any, ClassVar
 
+import torch
 from torch import nn
 
 from salt.errors import ConfigError
+from salt.peft.layer import AdapterLayer
 
 
 def check_choice(key: str, value: Any, choices: tuple[str, ...]) -> None:
@@ -75,13 +84,81 @@ class Method(ABC):
             )
         return cls(**options)
 
+    def select(self, model: nn.Module, names: list[str]) -> list[str]:
+        """The matched module names this method adapts (default: all of them)."""
+        return names
+
     def check(self, name: str, module: nn.Module) -> None:
         """Raise ``ValueError`` if ``module`` cannot be adapted; called for every target before any change."""
         check_supported(name, module)
 
     @abstractmethod
-    def adapt(self, name: str, module: nn.Module) -> nn.Module:
-        """Return the adapted ``module`` (the target called ``name``): a new layer, or the module changed in place."""
+    def adapt(self, name: str, module: nn.Module, cache: dict | None = None) -> nn.Module:
+        """Return the adapted ``module`` (the target called ``name``): a new layer, or the module changed in place.
+
+        ``cache`` is a dict shared by the injections of one caller (e.g. a benchmark building many variants
+        of one model): a method may keep tensors derived from a frozen weight there to reuse them.
+        """
+
+    def apply(self, model: nn.Module, names: list[str], cache: dict | None = None) -> None:
+        """Adapt the checked targets ``names`` of ``model`` in place (default: :meth:`adapt` each and swap it in)."""
+        for name in names:
+            module = model.get_submodule(name)
+            adapted = self.adapt(name, module, cache)
+            if adapted is not module:
+                adapted.train(
+                    module.training
+                )  # an adapter injected into a model in eval mode stays in eval mode
+                model.set_submodule(name, adapted)
+
+    @classmethod
+    def trained_names(cls, module: nn.Module) -> list[str]:
+        """Names (relative to the adapted target ``module``) of the tensors this method trains there.
+
+        Default: the parameters an adapter layer owns itself (never its frozen ``base_layer``).
+        """
+        return [name for name, _ in module.named_parameters(recurse=False)]
+
+    @classmethod
+    def hyper_parameters(cls, module: nn.Module) -> dict[str, int | float]:
+        """The structural settings of one adapted target (``k``, ``r``, ``l`` ...), JSON-ready."""
+        return module.hyper_parameters() if isinstance(module, AdapterLayer) else {}
+
+    @classmethod
+    def regularization(cls, model: nn.Module, record: Mapping[str, Any]) -> torch.Tensor | None:
+        """The regulariser of one injection ``record`` (0-dim), None when its layers have none.
+
+        Default: the sum of :meth:`AdapterLayer.regularization` over its targets.
+        """
+        terms = [
+            module.regularization()
+            for module in (model.get_submodule(name) for name in record["targets"])
+            if isinstance(module, AdapterLayer)
+        ]
+        return torch.stack(terms).sum() if terms else None
+
+    @classmethod
+    def set_training_steps(cls, model: nn.Module, record: Mapping[str, Any], steps: int) -> None:
+        """Called once before training with the run's number of optimizer steps (default: nothing to do)."""
+        return
+
+    @classmethod
+    def after_optimizer_step(cls, model: nn.Module, record: Mapping[str, Any], step: int) -> None:
+        """Called after each optimizer step, gradients still in place; ``step`` counts the steps taken so far."""
+        return
+
+    @classmethod
+    def row_label(cls, peft: Mapping[str, Any], config: Mapping[str, Any], paper_backbone: bool) -> str:
+        """The results-table row of a run with this method, e.g. ``"LoRA (rank 4)"``.
+
+        Args:
+            peft: the run's resolved ``config.peft``; config: the whole resolved run configuration.
+            paper_backbone: whether the run used the paper's backbone (SAM ViT-B, official weights).
+
+        Raises:
+            KeyError: a key the label needs is missing; its argument is the dotted key (``config.peft.rank``).
+        """
+        return cls.name
 
     def resolve_rank(self, name: str, module: nn.Module) -> int:
         """Absolute rank for module ``name``: option ``rank``, overridden by the first matching ``rank_pattern``.

@@ -9,12 +9,14 @@
 
 (``method`` joins the methods with ``+`` when several injections were made; ``none`` when there was none.)
 ``load_adapter`` re-injects those records into a fresh base model, refuses a base whose frozen weights
-differ from the one trained on, and loads the tensors with exact key checks. The SVD buffers are not in
-the file: they are recomputed from the base weight, which the fingerprint guarantees is the same.
+differ from the one trained on, and loads the tensors with exact key checks. Buffers derived from the base
+(the SVD buffers, peft's VeRA projections from their seed, OSF's frozen subspaces) are not in the file:
+they are recomputed at injection from the base weight, which the fingerprint guarantees is the same.
 """
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import json
 import logging
@@ -28,12 +30,11 @@ from torch import nn
 
 import salt
 from salt.errors import UserError
-from salt.peft.layer import AdapterLayer, adapter_layers
-from salt.peft.registry import inject, injections
+from salt.peft.counting import adapter_parameter_names
+from salt.peft.layer import adapter_modules, owned_state_names
+from salt.peft.registry import canonical_name, inject, injections, tensor_samples
 
 log = logging.getLogger(__name__)
-
-FINGERPRINT_SAMPLES = 64
 
 
 class AdapterError(UserError, ValueError):
@@ -46,47 +47,33 @@ def sidecar_path(path: str | Path) -> Path:
 
 
 def adapter_state_dict(model: nn.Module) -> dict[str, torch.Tensor]:
-    """Every parameter with ``requires_grad=True``, by its ``named_parameters()`` name (detached)."""
-    return {name: p.detach() for name, p in model.named_parameters() if p.requires_grad}
-
-
-def adapter_parameter_names(model: nn.Module) -> set[str]:
-    """Names of the tensors an adapter file must hold: adapter-owned ones and in-place adapted targets'."""
-    names = {
-        f"{lname}.{p}"
-        for lname, layer in adapter_layers(model)
-        for p, _ in layer.named_parameters(recurse=False)
-    }
-    for record in injections(model):
-        for target in record["targets"]:
-            module = model.get_submodule(target)
-            if not isinstance(module, AdapterLayer):
-                names |= {f"{target}.{p}" for p, _ in module.named_parameters()}
-    return names
-
-
-def _canonical(name: str) -> str:
-    # The base model's own name of a tensor, whether or not its layer is wrapped in an adapter.
-    return name.replace(".base_layer.", ".")
+    """Every parameter with ``requires_grad=True`` and every adapter parameter
+    (:func:`~salt.peft.counting.adapter_parameter_names`), by its ``named_parameters()`` name (detached)."""
+    adapters = adapter_parameter_names(model)
+    return {name: p.detach() for name, p in model.named_parameters() if p.requires_grad or name in adapters}
 
 
 def base_fingerprint(model: nn.Module, exclude: set[str]) -> str:
-    """SHA-256 over the frozen base: every state-dict tensor not in ``exclude`` (and not adapter-owned).
+    """SHA-256 over the frozen base: every state-dict tensor not in ``exclude`` and not added by an adapter.
 
-    Each tensor contributes its base-model name, shape and ``FINGERPRINT_SAMPLES`` values at evenly spaced
-    flat indices, so the hash is cheap, exact (no floating-point sums) and the same before and after
-    injection.
+    Each tensor contributes its base-model name, shape and the ``FINGERPRINT_SAMPLES`` values of
+    :func:`~salt.peft.registry.tensor_samples`, so the hash is cheap, exact (no floating-point sums) and the
+    same before and after injection: a base tensor that an injection rewrote contributes the samples its
+    record kept from before (``base_samples``).
     """
-    skip = {_canonical(n) for n in exclude | adapter_parameter_names(model)}
+    added = {f"{name}.{key}" for name, module in adapter_modules(model) for key in owned_state_names(module)}
+    skip = {canonical_name(n) for n in exclude | adapter_parameter_names(model) | added}
+    kept = {
+        key: base64.b64decode(value)
+        for r in injections(model)
+        for key, value in r.get("base_samples", {}).items()
+    }
     digest = hashlib.sha256()
-    for name, tensor in sorted((_canonical(n), t) for n, t in model.state_dict().items()):
+    for name, tensor in sorted((canonical_name(n), t) for n, t in model.state_dict().items()):
         if name in skip:
             continue
-        flat = tensor.detach().reshape(-1)  # (numel,)
-        count = min(FINGERPRINT_SAMPLES, flat.numel())
-        index = torch.arange(count, device=flat.device) * (flat.numel() - 1) // max(count - 1, 1)
         digest.update(f"{name}:{tuple(tensor.shape)}:".encode())
-        digest.update(flat[index].to(torch.float64).cpu().numpy().tobytes())
+        digest.update(kept[name] if name in kept else tensor_samples(tensor))
     return digest.hexdigest()
 
 

@@ -8,7 +8,9 @@ these layers" means; everything outside the targets keeps its ``requires_grad``.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import Any
 
 from torch import nn
 
@@ -21,8 +23,18 @@ from salt.peft.registry import register
 class Full(Method):
     """Full fine-tuning of the targets (no options)."""
 
-    def adapt(self, name: str, module: nn.Module) -> nn.Module:
+    def adapt(self, name: str, module: nn.Module, cache: dict | None = None) -> nn.Module:
         """Make every parameter of ``module`` (weight and bias) trainable, in place."""
         for param in module.parameters():
             param.requires_grad_(True)
         return module
+
+    @classmethod
+    def trained_names(cls, module: nn.Module) -> list[str]:
+        """Every parameter of the target itself: its weight and bias train in place."""
+        return [name for name, _ in module.named_parameters()]
+
+    @classmethod
+    def row_label(cls, peft: Mapping[str, Any], config: Mapping[str, Any], paper_backbone: bool) -> str:
+        """``"Full fine-tuning"``."""
+        return "Full fine-tuning"

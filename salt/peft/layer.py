@@ -1,4 +1,9 @@
-"""The adapter-layer base class: a drop-in wrapper around a frozen ``nn.Linear`` or ``nn.Conv2d``."""
+"""The adapter-layer base class: a drop-in wrapper around a frozen ``nn.Linear`` or ``nn.Conv2d``.
+
+Two kinds of adapter module live in a model: this project's :class:`AdapterLayer` and the tuner layers of
+the ``peft`` package (``peft.tuners.tuners_utils.BaseTunerLayer``, injected by the ``hf`` method). Both hold
+the frozen original as ``base_layer``; :func:`is_adapter_module` recognises either without importing peft.
+"""
 
 from __future__ import annotations
 
@@ -106,6 +111,14 @@ class AdapterLayer(nn.Module, ABC):
         self.clear_cache()
         return super()._apply(fn, recurse)
 
+    def multiply_adds(self, tokens: int, input_grad: bool = True) -> int:
+        """Multiply-adds of one forward + backward over ``tokens`` positions (the cost model of the method).
+
+        Element-wise work (bias, ReLU, dropout, adding branches) is not counted; the gradient to the input
+        counts only when ``input_grad``.
+        """
+        raise NotImplementedError(f"{type(self).__name__} has no multiply-add count")
+
     def to_plain(self) -> nn.Linear | nn.Conv2d:
         """A copy of the base layer holding ``W'`` (computed in float64, then cast): same outputs, no overhead."""
         plain = copy.deepcopy(self.base_layer)
@@ -119,3 +132,25 @@ def adapter_layers(model: nn.Module) -> Iterator[tuple[str, AdapterLayer]]:
     for name, module in model.named_modules():
         if isinstance(module, AdapterLayer):
             yield name, module
+
+
+def is_adapter_module(module: nn.Module) -> bool:
+    """Whether ``module`` is an adapter wrapping a ``base_layer``: an :class:`AdapterLayer` or a peft tuner layer."""
+    if isinstance(module, AdapterLayer):
+        return True
+    # peft's BaseTunerLayer declares the attribute names of its trainable adapter tensors.
+    return isinstance(getattr(module, "base_layer", None), nn.Module) and hasattr(
+        module, "adapter_layer_names"
+    )
+
+
+def adapter_modules(model: nn.Module) -> Iterator[tuple[str, nn.Module]]:
+    """``(name, module)`` for every adapter module of ``model`` (see :func:`is_adapter_module`), in module order."""
+    for name, module in model.named_modules():
+        if is_adapter_module(module):
+            yield name, module
+
+
+def owned_state_names(module: nn.Module) -> list[str]:
+    """State-dict keys of an adapter module outside its ``base_layer``: what the adapter added to the base."""
+    return [key for key in module.state_dict() if not key.startswith("base_layer.")]

@@ -11,7 +11,9 @@ with the base layer's kernel size, stride, padding and dilation, and B as a 1 x 
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
+from typing import Any
 
 import torch
 import torch.nn.functional as F
@@ -67,6 +69,12 @@ class LoraLayer(AdapterLayer):
             delta = F.linear(F.linear(h, self.lora_a), self.lora_b)  # (..., out)
         return self.base_layer(x) + self.scaling * delta
 
+    def multiply_adds(self, tokens: int, input_grad: bool = True) -> int:
+        """The frozen layer, ``N in out (1 + g)``, plus ``N r (2 in + 3 out + g in)``: ``A x``, ``B (A x)``;
+        ``dB``, ``d(A x)``, ``dA``, and to x (``g = 1`` when ``input_grad``)."""
+        n, i, o, g = tokens, self.in_features, self.out_features, int(input_grad)
+        return n * i * o * (1 + g) + n * self.rank * (2 * i + 3 * o + g * i)
+
     def hyper_parameters(self) -> dict[str, int | float]:
         """``k = min(out, in_f)``, the rank ``r`` and the scaling ``alpha / r``."""
         return {"k": min(self.out_features, self.in_features), "r": self.rank, "scaling": self.scaling}
@@ -99,7 +107,14 @@ class Lora(Method):
         super().check(name, module)
         self.resolve_rank(name, module)
 
-    def adapt(self, name: str, module: nn.Module) -> LoraLayer:
+    def adapt(self, name: str, module: nn.Module, cache: dict | None = None) -> LoraLayer:
         """Wrap ``module`` in a :class:`LoraLayer`."""
         rank = self.resolve_rank(name, module)
         return LoraLayer(module, rank, rank if self.alpha is None else self.alpha, self.dropout)
+
+    @classmethod
+    def row_label(cls, peft: Mapping[str, Any], config: Mapping[str, Any], paper_backbone: bool) -> str:
+        """``"LoRA (rank r)"`` with r = ``config.peft.rank``."""
+        if "rank" not in peft:
+            raise KeyError("config.peft.rank")
+        return f"LoRA (rank {peft['rank']})"

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import ClassVar
+from typing import Any, ClassVar
 
 from torch import nn
 
@@ -18,6 +19,12 @@ class NoAdapter(Method):
 
     matches_targets: ClassVar[bool] = False
 
-    def adapt(self, name: str, module: nn.Module) -> nn.Module:
+    def adapt(self, name: str, module: nn.Module, cache: dict | None = None) -> nn.Module:
         """Leave ``module`` as it is."""
         return module
+
+    @classmethod
+    def row_label(cls, peft: Mapping[str, Any], config: Mapping[str, Any], paper_backbone: bool) -> str:
+        """Named by what trains instead: ``"Decoder-only"``, or ``"No adapter (norm+prompt)"``."""
+        groups = list((config.get("model") or {}).get("trainable") or [])
+        return "Decoder-only" if groups == ["decoder"] else f"No adapter ({'+'.join(groups) or 'frozen'})"

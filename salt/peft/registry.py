@@ -6,11 +6,15 @@ adapter layer (its ``base_layer``) are never targets.
 
 Every injection is recorded on the model (attribute ``peft_injections``: a list of
 ``{"method", "target_modules", "options", "targets"}`` dicts, JSON-ready), so adapter checkpoints can name
-what to re-inject and a second injection into the same module is refused.
+what to re-inject and a second injection into the same module is refused. A method whose injection
+rewrites a frozen base tensor (PiSSA moves the top singular directions of W into its adapter) also records
+that tensor's pre-injection samples (``"base_samples"``: base-model name -> base64 of
+:func:`tensor_samples`), so the base fingerprint stays that of the pretrained weights.
 """
 
 from __future__ import annotations
 
+import base64
 import dataclasses
 import logging
 import re
@@ -22,13 +26,14 @@ from torch import nn
 
 from salt.errors import ConfigError
 from salt.peft.base import Method
-from salt.peft.layer import AdapterLayer, adapter_layers
+from salt.peft.layer import is_adapter_module
 
 log = logging.getLogger(__name__)
 
 METHODS: dict[str, type[Method]] = {}
 INJECTIONS_ATTR = "peft_injections"
 CONFIG_KEYS = ("method", "target_modules", "reg_weight")
+FINGERPRINT_SAMPLES = 64
 
 
 def register(name: str) -> Callable[[type[Method]], type[Method]]:
@@ -49,6 +54,29 @@ def injections(model: nn.Module) -> list[dict[str, Any]]:
     return getattr(model, INJECTIONS_ATTR, [])
 
 
+def tensor_samples(tensor: torch.Tensor) -> bytes:
+    """``FINGERPRINT_SAMPLES`` values of ``tensor`` at evenly spaced flat indices, as float64 bytes."""
+    flat = tensor.detach().reshape(-1)  # (numel,)
+    count = min(FINGERPRINT_SAMPLES, flat.numel())
+    index = torch.arange(count, device=flat.device) * (flat.numel() - 1) // max(count - 1, 1)
+    return flat[index].to(torch.float64).cpu().numpy().tobytes()
+
+
+def canonical_name(name: str) -> str:
+    """The base model's own name of a tensor, whether or not its layer is wrapped in an adapter."""
+    return name.replace(".base_layer.", ".")
+
+
+def _base_state(model: nn.Module, names: list[str]) -> dict[str, torch.Tensor]:
+    # The base tensors of the targets, by base-model name (meta tensors hold no values to sample).
+    return {
+        canonical_name(f"{name}.{key}"): tensor
+        for name in names
+        for key, tensor in model.get_submodule(name).state_dict().items()
+        if not tensor.is_meta
+    }
+
+
 def is_target(name: str, target_modules: str | Sequence[str]) -> bool:
     """Whether module ``name`` matches ``target_modules`` (regex string, or list of name suffixes)."""
     if isinstance(target_modules, str):
@@ -62,7 +90,7 @@ def match_targets(model: nn.Module, target_modules: str | Sequence[str]) -> list
     for name, module in model.named_modules():
         if any(name.startswith(f"{prefix}.") for prefix in wrapped):
             continue
-        if isinstance(module, AdapterLayer):
+        if is_adapter_module(module):
             wrapped.append(name)
         if name and is_target(name, target_modules):
             names.append(name)
@@ -83,7 +111,14 @@ def _check_targets(target_modules: Any) -> str | list[str]:
     )
 
 
-def inject(model: nn.Module, method: str, target_modules: str | Sequence[str], **options: Any) -> list[str]:
+def inject(
+    model: nn.Module,
+    method: str,
+    target_modules: str | Sequence[str],
+    *,
+    cache: dict | None = None,
+    **options: Any,
+) -> list[str]:
     """Adapt the modules of ``model`` matching ``target_modules`` with ``method``, in place.
 
     Only the wrapped base layers' own parameters are frozen and the new adapter tensors made trainable
@@ -93,8 +128,10 @@ def inject(model: nn.Module, method: str, target_modules: str | Sequence[str], *
 
     Args:
         model: any module; a SamSegmenter in this project.
-        method: a key of :data:`METHODS` (``salt``, ``svd``, ``lora``, ``full``, ``none``).
+        method: a key of :data:`METHODS` (``salt``, ``svd``, ``lora``, ``full``, ``none``, ``hf``).
         target_modules: regex string, or list of module-name suffixes (ignored by ``none``).
+        cache: a dict shared between injections into copies of one model; methods may keep tensors
+            derived from the frozen weights there (the spectral methods: each weight's SVD).
         **options: the method's options (its dataclass fields), e.g. ``rank``, ``lora_rank``, ``relu``.
 
     Returns:
@@ -108,7 +145,7 @@ def inject(model: nn.Module, method: str, target_modules: str | Sequence[str], *
         raise ConfigError(f"unknown PEFT method {method!r}; valid methods: {', '.join(sorted(METHODS))}")
     spec = METHODS[method].from_options(options)
     target_modules = _check_targets(target_modules)
-    names = match_targets(model, target_modules) if spec.matches_targets else []
+    names = spec.select(model, match_targets(model, target_modules)) if spec.matches_targets else []
     if spec.matches_targets and not names:
         raise ConfigError(
             f"target_modules={target_modules!r} matched no module of {type(model).__name__} "
@@ -117,22 +154,25 @@ def inject(model: nn.Module, method: str, target_modules: str | Sequence[str], *
     taken = {name: record["method"] for record in injections(model) for name in record["targets"]}
     for name in names:
         module = model.get_submodule(name)
-        if name in taken or isinstance(module, AdapterLayer):
-            already = taken.get(name) or module.adapter_method
+        if name in taken or is_adapter_module(module):
+            already = taken.get(name) or getattr(module, "adapter_method", "peft")
             raise ValueError(f"module {name} already has a {already!r} adapter; injecting twice is refused")
         spec.check(name, module)
-    for name in names:
-        module = model.get_submodule(name)
-        adapted = spec.adapt(name, module)
-        if adapted is not module:
-            adapted.train(module.training)  # an adapter injected into a model in eval mode stays in eval mode
-            model.set_submodule(name, adapted)
+    before = {key: tensor_samples(t) for key, t in _base_state(model, names).items()}
+    spec.apply(model, names, cache)
+    rewritten = {
+        key: base64.b64encode(before[key]).decode()
+        for key, tensor in _base_state(model, names).items()
+        if key in before and tensor_samples(tensor) != before[key]
+    }
     record = {
         "method": method,
         "target_modules": target_modules,
         "options": dataclasses.asdict(spec),
         "targets": names,
     }
+    if rewritten:
+        record["base_samples"] = rewritten
     setattr(model, INJECTIONS_ATTR, [*injections(model), record])
     log.info("PEFT %s: adapted %d modules", method, len(names))
     return names
@@ -147,8 +187,8 @@ def _plain(value: Any) -> Any:
     return value
 
 
-def inject_from_config(model: nn.Module, cfg: Mapping[str, Any]) -> list[str]:
-    """:func:`inject` from a ``configs/peft/<method>.yaml`` mapping.
+def inject_from_config(model: nn.Module, cfg: Mapping[str, Any], cache: dict | None = None) -> list[str]:
+    """:func:`inject` from a ``configs/peft/<method>.yaml`` mapping (``cache`` as for :func:`inject`).
 
     Keys: ``method``, ``target_modules``, the method's options, and ``reg_weight`` (the loss weight of
     :func:`regularization`, used by the training loop and ignored here).
@@ -159,12 +199,25 @@ def inject_from_config(model: nn.Module, cfg: Mapping[str, Any]) -> list[str]:
     method = options.pop("method")
     target_modules = options.pop("target_modules", [])
     options.pop("reg_weight", None)
-    return inject(model, method, target_modules, **options)
+    return inject(model, method, target_modules, cache=cache, **options)
 
 
 def regularization(model: nn.Module) -> torch.Tensor:
-    """Sum of :meth:`AdapterLayer.regularization` over all adapter layers (a 0-dim tensor, 0 if none)."""
-    terms = [layer.regularization() for _, layer in adapter_layers(model)]
+    """Sum of every injection's :meth:`Method.regularization` (a 0-dim tensor, 0 if none has one)."""
+    terms = [METHODS[r["method"]].regularization(model, r) for r in injections(model)]
+    terms = [t for t in terms if t is not None]
     if not terms:
         return torch.zeros(())
     return torch.stack(terms).sum()
+
+
+def set_training_steps(model: nn.Module, steps: int) -> None:
+    """Tell every injected method the run's number of optimizer steps (call once before training)."""
+    for record in injections(model):
+        METHODS[record["method"]].set_training_steps(model, record, steps)
+
+
+def after_optimizer_step(model: nn.Module, step: int) -> None:
+    """Let every injected method act after an optimizer step (``step``: optimizer steps taken so far)."""
+    for record in injections(model):
+        METHODS[record["method"]].after_optimizer_step(model, record, step)

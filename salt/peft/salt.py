@@ -20,7 +20,9 @@ and through X Y (:meth:`SaltLayer.delta_forward`), much cheaper than the basis f
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
 from dataclasses import dataclass, field
+from typing import Any
 
 import torch
 from torch import nn
@@ -28,7 +30,7 @@ from torch import nn
 from salt.errors import ConfigError
 from salt.peft.base import Method, check_choice, check_rank_value
 from salt.peft.registry import register
-from salt.peft.spectral import EXECUTION_FORMS, SpectralLayer
+from salt.peft.spectral import EXECUTION_FORMS, SpectralLayer, decompose
 
 RELU_MODES = ("full", "diagonal")
 SALT_FORMS = (*EXECUTION_FORMS, "delta")
@@ -37,6 +39,8 @@ DELTA_NEEDS_DIAGONAL = (
 )
 INITS = ("zero", "paper")
 PAPER_INIT_STD = 0.01
+# The authors' r on SAM ViT-B, the setting Table 1 reports: attention qkv/proj, MLP lin1/lin2, neck convs.
+PAPER_RANKS: tuple[int, int, int] = (760, 50, 250)
 
 
 def frobenius_of_product(x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
@@ -66,6 +70,8 @@ class SaltLayer(SpectralLayer):
             layer equals the base layer at step 0) or ``paper`` (X, Y ~ N(0, 0.01^2)).
         execution: ``auto``, ``basis``, ``weight`` (see ``salt.peft.spectral``) or, with
             ``relu="diagonal"``, ``delta`` (:meth:`delta_forward`).
+        decomposition: ``(U, S, Vh)`` of the base weight, as :func:`~salt.peft.spectral.decompose` gives it;
+            None computes it.
     """
 
     adapter_method = "salt"
@@ -78,10 +84,11 @@ class SaltLayer(SpectralLayer):
         relu: str = "full",
         init: str = "zero",
         execution: str = "auto",
+        decomposition: tuple[torch.Tensor, torch.Tensor, torch.Tensor] | None = None,
     ) -> None:
         if execution == "delta" and relu != "diagonal":
             raise ValueError(DELTA_NEEDS_DIAGONAL)
-        super().__init__(base_layer, rank, execution)
+        super().__init__(base_layer, rank, execution, decomposition)
         self.lora_rank, self.relu = lora_rank, relu
         like = {"dtype": base_layer.weight.dtype, "device": base_layer.weight.device}
         tail = self.k - rank
@@ -176,12 +183,12 @@ class SaltLayer(SpectralLayer):
         low = self.project(x, down) @ up  # (..., out)
         return y + (low.movedim(-1, 1) if self.is_conv else low)
 
-    def multiply_adds(self, form: str, tokens: int, input_grad: bool = True) -> int:
-        """As :meth:`SpectralLayer.multiply_adds`, plus ``delta``: the frozen layer (``N in out``, and as much
+    def form_multiply_adds(self, form: str, tokens: int, input_grad: bool = True) -> int:
+        """As :meth:`SpectralLayer.form_multiply_adds`, plus ``delta``: the frozen layer (``N in out``, and as much
         to x), ``N m (in + 2 out)`` for the m changed directions and ``N l (2 in + 3 out)`` for the X Y
         branch, with ``N (m + l) in`` to x, plus ``2 (k-r) l (in + out)`` for its two thin factors."""
         if form != "delta" or form not in self.forms():
-            return super().multiply_adds(form, tokens, input_grad)
+            return super().form_multiply_adds(form, tokens, input_grad)
         n, i, o, g = tokens, self.in_features, self.out_features, int(input_grad)
         m, low, c = self.changed_directions()[0].numel(), self.lora_rank, self.k - self.rank
         return (
@@ -240,7 +247,27 @@ class Salt(Method):
         super().check(name, module)
         self.resolve_rank(name, module)
 
-    def adapt(self, name: str, module: nn.Module) -> SaltLayer:
-        """Wrap ``module`` in a :class:`SaltLayer`."""
+    def adapt(self, name: str, module: nn.Module, cache: dict | None = None) -> SaltLayer:
+        """Wrap ``module`` in a :class:`SaltLayer` (its SVD reused from ``cache`` when there)."""
         rank = self.resolve_rank(name, module)
-        return SaltLayer(module, rank, self.lora_rank, self.relu, self.init, self.execution)
+        decomposition = decompose(module.weight, cache)
+        return SaltLayer(module, rank, self.lora_rank, self.relu, self.init, self.execution, decomposition)
+
+    @classmethod
+    def row_label(cls, peft: Mapping[str, Any], config: Mapping[str, Any], paper_backbone: bool) -> str:
+        """``"SALT (rank l)"``; a run whose r differ from the setting of its table row adds them.
+
+        The rank column is the low-rank size ``l`` (``config.peft.lora_rank``). On the paper's backbone the
+        Table 1 row has the authors' r (:data:`PAPER_RANKS`), and a run with other r (a cell of the rank
+        grid, Fig. 4a) gets its own row, e.g. ``"SALT (rank 16; r 256/200/64)"``: the default r, then the
+        ``rank_pattern`` values in the order of their patterns. On another backbone, whose r are its own,
+        so does every run of a rank-grid experiment (``config.ablation`` set).
+        """
+        if "lora_rank" not in peft:
+            raise KeyError("config.peft.lora_rank")
+        pattern = dict(peft.get("rank_pattern") or {})
+        ranks = (peft.get("rank"), *(pattern[key] for key in sorted(pattern)))
+        own_row = ranks != PAPER_RANKS if paper_backbone else "ablation" in config
+        if ranks[0] is None or not own_row:
+            return f"SALT (rank {peft['lora_rank']})"
+        return f"SALT (rank {peft['lora_rank']}; r {'/'.join(str(r) for r in ranks)})"

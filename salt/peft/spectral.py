@@ -81,25 +81,60 @@ def signed_svd(weight: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.
     return U, S, Vh
 
 
+def decompose(
+    weight: torch.Tensor, cache: dict | None = None
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """:func:`signed_svd` of ``weight`` in its own dtype, reused from ``cache`` when it holds this tensor's.
+
+    The cache is keyed by the weight's storage, version counter, shape, dtype and device, so a changed or
+    another weight never hits; it keeps the weight alive, so that its address cannot be reused by another
+    tensor. The factors are stored in the weight's dtype, as a :class:`SpectralLayer` stores them, so layers
+    built from one cache entry share their buffers.
+
+    Returns:
+        ``U (out, k)``, ``S (k,)``, ``Vh (k, in_f)`` in ``weight.dtype``.
+    """
+    if cache is None:
+        return tuple(t.to(weight.dtype) for t in signed_svd(weight))
+    key = (
+        "signed_svd",
+        weight.data_ptr(),
+        weight._version,
+        tuple(weight.shape),
+        weight.dtype,
+        str(weight.device),
+    )
+    if key not in cache:
+        cache[key] = (*(t.to(weight.dtype) for t in signed_svd(weight)), weight)
+    return cache[key][:3]
+
+
 class SpectralLayer(AdapterLayer):
     """A frozen layer re-expressed as ``U diag(S) Vh`` with a trainable core; see the module docstring.
 
     Buffers ``U (out, k)``, ``S (k,)``, ``Vh (k, in_f)`` are computed once at construction in float64,
-    sign-fixed, then stored in the base weight's dtype; they move with ``.to()`` and are not saved in
-    state dicts (they are a function of the base weight, recomputed at injection).
+    sign-fixed, then stored in the base weight's dtype (or taken as given in ``decomposition``, e.g. from
+    :func:`decompose`); they move with ``.to()`` and are not saved in state dicts (they are a function of
+    the base weight, recomputed at injection).
 
     Subclasses provide :meth:`core_rows` and, for a core that is not diagonal, :meth:`core_multiply_adds`;
     a subclass with another exact form adds it to :meth:`forms`, :meth:`multiply_adds` and
     :meth:`form_forward`.
     """
 
-    def __init__(self, base_layer: nn.Linear | nn.Conv2d, rank: int, execution: str = "auto") -> None:
+    def __init__(
+        self,
+        base_layer: nn.Linear | nn.Conv2d,
+        rank: int,
+        execution: str = "auto",
+        decomposition: tuple[torch.Tensor, torch.Tensor, torch.Tensor] | None = None,
+    ) -> None:
         super().__init__(base_layer)
         self.k = min(self.out_features, self.in_features)
         self.rank = rank
         self.execution = execution
         dtype = base_layer.weight.dtype
-        U, S, Vh = signed_svd(base_layer.weight)
+        U, S, Vh = decomposition if decomposition is not None else signed_svd(base_layer.weight)
         self.register_buffer("U", U.to(dtype), persistent=False)
         self.register_buffer("S", S.to(dtype), persistent=False)
         self.register_buffer("Vh", Vh.to(dtype), persistent=False)
@@ -175,7 +210,7 @@ class SpectralLayer(AdapterLayer):
         """The core placement of the basis form with the fewest multiply-adds for this call."""
         return min(BASIS_PLACEMENTS, key=lambda p: self.basis_multiply_adds(p, tokens, input_grad))
 
-    def multiply_adds(self, form: str, tokens: int, input_grad: bool = True) -> int:
+    def form_multiply_adds(self, form: str, tokens: int, input_grad: bool = True) -> int:
         """Multiply-adds of one forward + backward pass over ``tokens`` positions in ``form``.
 
         basis:  the cheapest placement of :meth:`basis_multiply_adds` (for a diagonal core: forward
@@ -200,7 +235,11 @@ class SpectralLayer(AdapterLayer):
         :meth:`auto_forms` with the fewest multiply-adds."""
         if self.execution != "auto":
             return self.execution
-        return min(self.auto_forms(), key=lambda form: self.multiply_adds(form, tokens, input_grad))
+        return min(self.auto_forms(), key=lambda form: self.form_multiply_adds(form, tokens, input_grad))
+
+    def multiply_adds(self, tokens: int, input_grad: bool = True) -> int:
+        """Multiply-adds of one forward + backward in the form :meth:`choose_form` picks for this call."""
+        return self.form_multiply_adds(self.choose_form(tokens, input_grad), tokens, input_grad)
 
     def form_forward(self, form: str, x: torch.Tensor) -> torch.Tensor:
         """Forward with autograd in ``form`` (the basis form at its cheapest placement)."""

@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from salt.results.paper import PAPER_SALT_RANKS
+from salt.peft import METHODS
 
 log = logging.getLogger(__name__)
 
@@ -80,22 +80,17 @@ def _backbone_tag(model_cfg: dict, metrics: dict) -> str:
     return "" if variant in (None, "vit_b") else str(variant)
 
 
-def _salt_ranks(peft: dict) -> tuple:
-    # r of the targets: the default rank, then each rank_pattern value in its order (attention, MLP, neck)
-    return (peft.get("rank"), *dict(peft.get("rank_pattern") or {}).values())
-
-
 def row_label(metrics: dict, source: Path) -> str:
-    """The table row of a run: ``"SALT (rank 4)"``, ``"LoRA (rank 256)"``, ``"S-SAM"``, ``"U-Net"`` ...
+    """The table row of a run: ``"SALT (rank 4)"``, ``"LoRA (rank 256)"``, ``"S-SAM"``, ``"DoRA (rank 4)"`` ...
 
-    SALT's rank is its low-rank size ``config.peft.lora_rank`` (the paper's "rank" column), LoRA's is
-    ``config.peft.rank``. A ViT-B SALT run whose r differ from the paper's 760 / 50 / 250
-    (:data:`~salt.results.paper.PAPER_SALT_RANKS`) gets its own row, its r after the rank, e.g.
-    ``"SALT (rank 16; r 256/200/64)"`` for a cell of the rank grid (Fig. 4a). On another backbone, whose
-    ranks are its own, so does every run of a rank-grid experiment (``config.ablation`` set). Classic networks (``config.model.family == "classic"``) are named by
-    ``config.model.name``. An evaluation-only run without adapters is the zero-shot row. SAM rows on a
-    backbone other than ViT-B with the official weights carry it in brackets, e.g. ``"S-SAM [tiny]"``; a run
+    A SAM run's method names its own row (:meth:`salt.peft.base.Method.row_label`, from ``config.peft``);
+    an evaluation-only run without adapters is the zero-shot row, and classic networks
+    (``config.model.family == "classic"``) are named by ``config.model.name``. SAM rows on a backbone
+    other than ViT-B with the official weights carry it in brackets, e.g. ``"S-SAM [tiny]"``; a run
     prompted by boxes or points names its prompt, e.g. ``"Zero-shot, box prompt [medsam_lite]"``.
+
+    Raises:
+        RunError: a key the label needs is missing; the message names the file and the key.
     """
     config = metrics.get("config") or {}
     model_cfg = config.get("model") or {}
@@ -104,26 +99,13 @@ def row_label(metrics: dict, source: Path) -> str:
         return CLASSIC_TITLES.get(name, name)
     method = metrics.get("method") or _get(metrics, "config.peft.method", source)
     tag = _backbone_tag(model_cfg, metrics)
-    if method == "salt":
-        low_rank = _get(metrics, "config.peft.lora_rank", source)
-        ranks = _salt_ranks(config.get("peft") or {})
-        # ViT-B: the paper's ranks are the Table 1 row; another backbone: only a rank grid's runs differ
-        own_row = ranks != PAPER_SALT_RANKS if not tag else "ablation" in config
-        if ranks[0] is None or not own_row:
-            label = f"SALT (rank {low_rank})"
-        else:
-            label = f"SALT (rank {low_rank}; r {'/'.join(str(r) for r in ranks)})"
-    elif method == "lora":
-        label = f"LoRA (rank {_get(metrics, 'config.peft.rank', source)})"
-    elif method == "svd":
-        label = "S-SAM"
-    elif method == "full":
-        label = "Full fine-tuning"
-    elif is_zero_shot(metrics):
+    if is_zero_shot(metrics):
         label = ZERO_SHOT if prompt_mode(config) == "class" else "Zero-shot"
-    elif method == "none":
-        groups = list(model_cfg.get("trainable") or [])
-        label = "Decoder-only" if groups == ["decoder"] else f"No adapter ({'+'.join(groups) or 'frozen'})"
+    elif method in METHODS:
+        try:
+            label = METHODS[method].row_label(config.get("peft") or {}, config, paper_backbone=not tag)
+        except KeyError as exc:
+            raise RunError(f"{source}: missing key {exc.args[0]!r}") from None
     else:
         label = str(method)
     if prompt_mode(config) != "class":  # a box- or point-prompted run is its own row

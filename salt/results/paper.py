@@ -11,9 +11,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-# SALT's r in the authors' ViT-B setting, the one Table 1 reports: attention qkv/proj, MLP lin1/lin2, neck convs.
-PAPER_SALT_RANKS: tuple[int, int, int] = (760, 50, 250)
-
 # Data-set names as the configs spell them (config.dataset.name), in the paper's column order.
 PAPER_DATASETS: tuple[str, ...] = ("arcade", "dias", "rose", "xray_angio", "drive")
 DATASET_TITLES: dict[str, str] = {

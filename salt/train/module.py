@@ -15,7 +15,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from salt.losses import FocalDiceLoss
 from salt.metrics import MetricAccumulator
-from salt.peft import base_fingerprint, regularization
+from salt.peft import after_optimizer_step, base_fingerprint, regularization, set_training_steps
 from salt.train.errors import ConfigError, NonFiniteLossError
 from salt.train.evaluation import evaluate_batch
 from salt.train.factory import build_network
@@ -130,6 +130,13 @@ class SegmentationModule(L.LightningModule):
         self._epoch_loss.append(loss.detach().item())
         self.log("train/loss", loss, on_step=True, prog_bar=True, batch_size=len(logits))
         return loss
+
+    def on_fit_start(self) -> None:
+        # A method with a schedule over the run (AdaLoRA's rank allocation) learns the run's length here.
+        set_training_steps(self.model, int(self.trainer.estimated_stepping_batches))
+
+    def on_train_batch_end(self, outputs: Any, batch: dict, batch_idx: int) -> None:
+        after_optimizer_step(self.model, self.global_step)
 
     def on_train_epoch_start(self) -> None:
         self._epoch_loss = []

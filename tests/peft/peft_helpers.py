@@ -12,8 +12,13 @@ from salt.peft import METHODS, inject
 # The image-encoder layers of configs/peft/*.yaml: attention, MLP and neck convs.
 TARGETS = r"image_encoder\.(blocks\.\d+\.(attn\.(qkv|proj)|mlp\.lin[12])|neck\.[02])"
 # Ranks that fit the tiny encoder (width 32, so k = 32 everywhere); other options stay at their defaults,
-# except LoRA's alpha: the default alpha = r makes the scaling 1, so a dropped scaling would go unseen.
-TINY_OPTIONS: dict[str, dict] = {"salt": {"rank": 0.5, "lora_rank": 2}, "lora": {"rank": 2, "alpha": 6.0}}
+# except LoRA's alpha: the default alpha = r makes the scaling 1, so a dropped scaling would go unseen. The
+# hf method runs peft's DoRA, on the Linear and Conv2d targets alike.
+TINY_OPTIONS: dict[str, dict] = {
+    "salt": {"rank": 0.5, "lora_rank": 2},
+    "lora": {"rank": 2, "alpha": 6.0},
+    "hf": {"config": {"_target_": "peft.LoraConfig", "r": 2, "lora_alpha": 6, "use_dora": True}},
+}
 METHOD_NAMES = sorted(METHODS)
 SEED = 0
 

@@ -1,5 +1,6 @@
-"""configs/peft/*.yaml: one file per registered method, each injecting on the tiny SAM with the targets and
-ranks of the model config it is composed with (``model.adapters``)."""
+"""configs/peft/*.yaml: one file per registered method (and the named settings of the ``hf`` method), each
+injecting on the tiny SAM with the targets and ranks of the model config it is composed with
+(``model.adapters``)."""
 
 from __future__ import annotations
 
@@ -30,26 +31,34 @@ def composed_peft(model: str, peft: str, *overrides: str) -> dict:
         return OmegaConf.to_container(cfg.peft, resolve=True)
 
 
+# The named settings of the hf method (peft's methods), each a configs/peft file of its own.
+HF_PRESETS = ("adalora", "dora", "osf", "pissa", "vera")
+
+
 def test_config_names_equal_registry_keys() -> None:
-    assert sorted(METHODS) == CONFIGS
+    assert sorted(METHODS) == sorted(set(CONFIGS) - set(HF_PRESETS))
+    for name in CONFIGS:
+        assert composed_peft("sam_tiny", name)["method"] == ("hf" if name in HF_PRESETS else name)
 
 
 @pytest.mark.parametrize("name", CONFIGS)
 def test_config_keys_are_the_method_options(name: str) -> None:
-    cfg = _load(name)
-    assert cfg.method == name
-    options = {f.name for f in dataclasses.fields(METHODS[name])}
+    cfg = composed_peft("sam_tiny", name)
+    options = {f.name for f in dataclasses.fields(METHODS[cfg["method"]])}
     assert set(cfg) - {"method", "target_modules", "reg_weight"} <= options
-    assert cfg.reg_weight == 0.0  # the authors' configs train without the regulariser
+    # the authors' configs train without a regulariser; AdaLoRA's weight is peft's own default
+    assert cfg["reg_weight"] == (0.5 if name == "adalora" else 0.0)
 
 
 @pytest.mark.parametrize("name", CONFIGS)
 def test_config_injects_into_the_image_encoder_only(name: str) -> None:
-    names = inject_from_config(tiny_sam(), composed_peft("sam_tiny", name))
+    cfg = composed_peft("sam_tiny", name)
+    names = inject_from_config(tiny_sam(), cfg)
     if name == "none":
         assert names == []
         return
-    assert len(names) == 2 * 4 + 2  # tiny: 2 blocks x (qkv, proj, lin1, lin2) + neck.0 + neck.2
+    convs = 2 if "Conv2d" in cfg.get("layer_types", ["Conv2d"]) else 0  # peft's PiSSA, VeRA, OSF: Linear only
+    assert len(names) == 2 * 4 + convs  # tiny: 2 blocks x (qkv, proj, lin1, lin2) + neck.0 + neck.2
     assert all(n.startswith("image_encoder.") for n in names)
 
 

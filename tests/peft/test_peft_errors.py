@@ -32,7 +32,7 @@ def _load_raises(pattern: str, model: nn.Module, path: Path) -> str:
 
 def test_unknown_method_lists_the_valid_ones() -> None:
     _raises(
-        r"unknown PEFT method 'salsa'; valid methods: full, lora, none, salt, svd",
+        r"unknown PEFT method 'salsa'; valid methods: full, hf, lora, none, salt, svd",
         inject,
         tiny_sam(),
         "salsa",

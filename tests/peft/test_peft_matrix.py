@@ -15,9 +15,10 @@ from torch import nn
 
 from salt.model import parameter_summary
 from salt.peft import (
-    AdapterLayer,
     adapter_layers,
+    adapter_modules,
     count_adapter_parameters,
+    is_adapter_module,
     merge,
     regularization,
     save_adapter,
@@ -80,7 +81,7 @@ def test_merged_equals_unmerged(method: str, images: torch.Tensor) -> None:
         cached = model(images)
     unmerged = model(images).detach()
     merged = merge(copy.deepcopy(model))
-    assert not list(adapter_layers(merged))
+    assert not list(adapter_modules(merged))
     for name in match_targets(merged, TARGETS):
         assert type(merged.get_submodule(name)) in (nn.Linear, nn.Conv2d)
     with torch.no_grad():
@@ -96,7 +97,7 @@ def test_conv_shapes_kept(method: str, images: torch.Tensor) -> None:
     features = torch.randn(2, 32, 4, 4)  # (B, C, H/16, W/16) for the tiny encoder
     for index in (0, 2):
         layer = model.image_encoder.neck[index]
-        assert isinstance(layer, (AdapterLayer, nn.Conv2d))
+        assert is_adapter_module(layer) or isinstance(layer, nn.Conv2d)
         assert layer(features).shape == reference[index](features).shape
         with torch.no_grad():
             assert layer(features).shape == reference[index](features).shape

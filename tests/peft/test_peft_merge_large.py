@@ -2,15 +2,13 @@
 
 from __future__ import annotations
 
-import functools
-
 import pytest
 import torch
 from torch import nn
 
-import salt.peft.spectral as spectral
 from salt.peft.lora import LoraLayer
 from salt.peft.salt import SaltLayer
+from salt.peft.spectral import decompose
 from salt.peft.svd import SvdLayer
 
 # (layer, SALT rank r with the authors' ViT-B settings, input)
@@ -19,39 +17,35 @@ LAYERS = {
     "lin2": (lambda: nn.Linear(3072, 768), 50, (2, 8, 8, 3072)),
     "neck.2": (lambda: nn.Conv2d(256, 256, 3, padding=1, bias=False), 250, (2, 256, 8, 8)),
 }
+# Each 768 x 2304 float64 SVD takes seconds on a CPU: one per base layer, shared by all methods.
 ADAPTERS = {
-    "salt-full": lambda base, r: SaltLayer(base, r, 4, relu="full", init="paper"),
-    "salt-diagonal": lambda base, r: SaltLayer(base, r, 4, relu="diagonal", init="paper"),
-    "svd": lambda base, r: SvdLayer(base),
-    "lora": lambda base, r: LoraLayer(base, 4, 4.0, dropout=0.0),
+    "salt-full": lambda base, r, svd: SaltLayer(base, r, 4, relu="full", init="paper", decomposition=svd),
+    "salt-diagonal": lambda base, r, svd: SaltLayer(
+        base, r, 4, relu="diagonal", init="paper", decomposition=svd
+    ),
+    "svd": lambda base, r, svd: SvdLayer(base, decomposition=svd),
+    "lora": lambda base, r, svd: LoraLayer(base, 4, 4.0, dropout=0.0),
 }
+BASES: dict[str, tuple[nn.Module, tuple]] = {}
 
 
-@pytest.fixture(scope="module", autouse=True)
-def reuse_svds():
-    """Each 768 x 2304 float64 SVD takes seconds on a CPU: compute one per base weight for all methods."""
-    cache = {}
-    compute = spectral.signed_svd
-
-    @functools.wraps(compute)
-    def cached(weight: torch.Tensor):
-        key = (tuple(weight.shape), tuple(weight.reshape(-1)[:8].tolist()))
-        if key not in cache:
-            cache[key] = compute(weight)
-        return cache[key]
-
-    spectral.signed_svd = cached
-    yield
-    spectral.signed_svd = compute
+def _base(layer_name: str) -> tuple[nn.Module, tuple]:
+    """The seeded base layer of ``layer_name`` and its decomposition, built once per test session."""
+    if layer_name not in BASES:
+        torch.manual_seed(0)
+        base = LAYERS[layer_name][0]()
+        BASES[layer_name] = (base, decompose(base.weight))
+    return BASES[layer_name]
 
 
 @pytest.mark.slow
 @pytest.mark.parametrize("layer_name", LAYERS)
 @pytest.mark.parametrize("method", ADAPTERS)
 def test_merge_matches_unmerged_on_vit_b_layers(layer_name: str, method: str) -> None:
-    make_base, rank, shape = LAYERS[layer_name]
+    _, rank, shape = LAYERS[layer_name]
+    base, svd = _base(layer_name)
     torch.manual_seed(0)
-    layer = ADAPTERS[method](make_base(), rank).eval()
+    layer = ADAPTERS[method](base, rank, svd).eval()
     generator = torch.Generator().manual_seed(1)
     with torch.no_grad():
         for param in layer.parameters(recurse=False):
