@@ -177,9 +177,20 @@ class HuggingFace(Method):
 
     # --------------------------------------------------------------------------------------- injection
     def select(self, model: nn.Module, names: list[str]) -> list[str]:
-        """The matched targets whose type is one of ``layer_types``."""
+        """The matched targets whose type is one of ``layer_types``.
+
+        Raises:
+            ConfigError: targets matched, but none of these types.
+        """
         types = tuple(LAYER_TYPES[t] for t in self.layer_types)
-        return [name for name in names if isinstance(model.get_submodule(name), types)]
+        chosen = [name for name in names if isinstance(model.get_submodule(name), types)]
+        if names and not chosen:
+            found = sorted({type(model.get_submodule(name)).__name__ for name in names})
+            raise ConfigError(
+                f"option layer_types={self.layer_types!r} keeps none of the {len(names)} matched targets "
+                f"(they are {', '.join(found)})"
+            )
+        return chosen
 
     def adapt(self, name: str, module: nn.Module, cache: dict | None = None) -> nn.Module:
         """Not used: peft's tuner adapts all targets at once (:meth:`apply`)."""
@@ -193,7 +204,7 @@ class HuggingFace(Method):
         tuner_class = PEFT_TYPE_TO_TUNER_MAPPING.get(config.peft_type)
         if tuner_class is None or config.is_prompt_learning:
             raise ConfigError(
-                f"option config._target_={self.config['_target_']!r}: peft's {config.peft_type} does not adapt "
+                f"option config._target_={self.config['_target_']!r}: peft's {type(config).__name__} does not adapt "
                 "layers in place (prompt-learning methods need a PeftModel)"
             )
         flags = {id(p): p.requires_grad for p in model.parameters()}
@@ -204,7 +215,7 @@ class HuggingFace(Method):
             left = [name for name in names if not is_adapter_module(model.get_submodule(name))]
             if left:
                 raise ConfigError(
-                    f"option layer_types={self.layer_types!r}: peft's {config.peft_type} left {len(left)} targets "
+                    f"option layer_types={self.layer_types!r}: peft's {type(config).__name__} left {len(left)} targets "
                     f"as they were (first: {left[0]}, a {type(originals[left[0]]).__name__}); narrow "
                     "peft.layer_types or peft.target_modules"
                 )

@@ -2,13 +2,18 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import torch
+from hydra import compose, initialize_config_dir
+from omegaconf import OmegaConf
 from torch import nn
 
 from salt.model import build_sam, set_trainable
 from salt.model.trainable import PAPER_POLICY
 from salt.peft import METHODS, inject
 
+CONFIG_DIR = Path(__file__).resolve().parents[2] / "configs"
 # The image-encoder layers of configs/peft/*.yaml: attention, MLP and neck convs.
 TARGETS = r"image_encoder\.(blocks\.\d+\.(attn\.(qkv|proj)|mlp\.lin[12])|neck\.[02])"
 # Ranks that fit the tiny encoder (width 32, so k = 32 everywhere); other options stay at their defaults,
@@ -44,3 +49,10 @@ def perturb_(params: dict[str, nn.Parameter], scale: float = 0.1, seed: int = 1)
     with torch.no_grad():
         for _, param in sorted(params.items()):
             param.add_(torch.randn(param.shape, generator=generator, dtype=param.dtype) * scale)
+
+
+def composed_peft(model: str, peft: str, *overrides: str) -> dict:
+    """The ``peft`` node of ``train.yaml`` composed with ``model=<model> peft=<peft>``, resolved."""
+    with initialize_config_dir(config_dir=str(CONFIG_DIR), version_base="1.3"):
+        cfg = compose("train", overrides=[f"model={model}", f"peft={peft}", *overrides])
+        return OmegaConf.to_container(cfg.peft, resolve=True)

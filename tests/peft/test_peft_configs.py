@@ -9,26 +9,17 @@ from pathlib import Path
 
 import pytest
 import torch
-from hydra import compose, initialize_config_dir
 from omegaconf import OmegaConf
-from peft_helpers import tiny_sam
+from peft_helpers import CONFIG_DIR, composed_peft, tiny_sam
 
 from salt.model import build_sam
 from salt.peft import METHODS, adapter_layers, count_adapter_parameters, inject_from_config
 
-CONFIG_DIR = Path(__file__).resolve().parents[2] / "configs" / "peft"
-CONFIGS = sorted(p.stem for p in CONFIG_DIR.glob("*.yaml"))
+CONFIGS = sorted(p.stem for p in (CONFIG_DIR / "peft").glob("*.yaml"))
 
 
 def _load(name: str):
-    return OmegaConf.load(CONFIG_DIR / f"{name}.yaml")
-
-
-def composed_peft(model: str, peft: str, *overrides: str) -> dict:
-    """The ``peft`` node of ``train.yaml`` composed with ``model=<model> peft=<peft>``, resolved."""
-    with initialize_config_dir(config_dir=str(CONFIG_DIR.parent), version_base="1.3"):
-        cfg = compose("train", overrides=[f"model={model}", f"peft={peft}", *overrides])
-        return OmegaConf.to_container(cfg.peft, resolve=True)
+    return OmegaConf.load(CONFIG_DIR / "peft" / f"{name}.yaml")
 
 
 # The named settings of the hf method (peft's methods), each a configs/peft file of its own.
