@@ -5,7 +5,6 @@ injecting on the tiny SAM with the targets and ranks of the model config it is c
 from __future__ import annotations
 
 import dataclasses
-from pathlib import Path
 
 import pytest
 import torch
