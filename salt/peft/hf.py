@@ -239,7 +239,8 @@ class HuggingFace(Method):
         tuners = dict(getattr(model, TUNERS_ATTR, {}))
         tuners[names[0]] = _Tuned(tuner)
         setattr(model, TUNERS_ATTR, tuners)
-        log.info("peft %s on %d modules: %s", type(config).__name__, len(names), self.config)
+        given = {k: v for k, v in self.config.items() if k != "_target_" and v is not None}
+        log.info("peft %s on %d modules: %s", type(config).__name__, len(names), given)
 
     # ------------------------------------------------------------------------ what the project asks
     @classmethod

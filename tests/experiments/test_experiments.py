@@ -7,7 +7,10 @@ import itertools
 from pathlib import Path
 
 import pytest
+from hydra import compose
+from hydra.core.hydra_config import HydraConfig
 from hydra.types import RunMode
+from omegaconf import OmegaConf
 
 from salt.experiments import CONFIGS
 from salt.results.paper import PAPER_DATASETS, PAPER_TABLE1
@@ -23,13 +26,16 @@ from tests.experiments.sweeps import (
 )
 
 TABLE1 = ("table1", "table1_zero_shot", "table1_classic")
-FULL_SIZE = (*TABLE1, "rank_ablation")
+FULL_SIZE = (*TABLE1, "rank_ablation", "peft_field_vit_b")
 # Experiment -> the runs it launches, as its header comment and docs/reproduce.md state them.
 RUN_COUNTS = {
     "table1": 75,
     "table1_zero_shot": 15,
     "table1_classic": 90,
     "rank_ablation": 48,
+    "peft_field": 9,
+    "peft_field_vit_b": 135,
+    "peft_field_reduced": 9,
     "table1_reduced": 10,
     "table1_zero_shot_reduced": 2,
     "table1_classic_reduced": 12,
@@ -173,3 +179,37 @@ def test_list_runs_script_prints_every_run() -> None:
         text=True,
     )
     assert bad.returncode == 2 and "valid:" in bad.stderr
+
+
+PEFT_FIELD = {
+    "SALT (rank 4)",
+    "SALT (rank 256)",
+    "LoRA (rank 4)",
+    "S-SAM",
+    "DoRA (rank 4)",
+    "PiSSA (rank 4)",
+    "AdaLoRA (rank 4)",
+    "VeRA (rank 256)",
+    "OSF",
+}
+
+
+@pytest.mark.parametrize(("experiment", "tag"), [("peft_field", " [medsam_lite]"), ("peft_field_vit_b", "")])
+def test_peft_field_compares_the_field_on_one_backbone(experiment: str, tag: str) -> None:
+    runs = _axis_runs(experiment)["+method"]
+    assert {r["row"] for r in runs} == {f"{row}{tag}" for row in PEFT_FIELD}
+    assert len({r["job"]["model"]["variant"] for r in runs}) == 1
+
+
+def test_peft_field_takes_backbone_data_and_schedule_from_the_defaults() -> None:
+    # The proxy comparison sets only what it sweeps: what it trains on, and how long, is the default job's.
+    with hydra_configs():
+        field = describe(compose_run("peft_field", ["+method=dora"]))["job"]
+        cfg = compose("train", overrides=["+method=dora"], return_hydra_config=True)
+        HydraConfig.instance().set_config(cfg)
+        keys = ("model", "dataset", "optim", "loss", "data", "trainer")
+        default = {key: OmegaConf.to_container(cfg[key], resolve=True) for key in keys}
+        default |= {key: cfg[key] for key in ("seed", "fit", "test")}
+    for key in ("model", "dataset", "optim", "loss", "data", "seed", "fit", "test"):
+        assert field[key] == default[key], key
+    assert {**field["trainer"], "default_root_dir": None} == {**default["trainer"], "default_root_dir": None}
