@@ -24,7 +24,10 @@ def data_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
             ["peft=hf", "peft.config._target_=peft.LoraConfg"],
             ["option config._target_='peft.LoraConfg' cannot be imported"],
         ),
-        (["peft=dora", "peft.target_modules=[attn.qkvv]"], ["target_modules=['attn.qkvv'] matched no module"]),
+        (
+            ["peft=dora", "peft.target_modules=[attn.qkvv]"],
+            ["target_modules=['attn.qkvv'] matched no module"],
+        ),
         (
             ["peft=dora", "peft.config.r=0"],
             ["option config.r=0 (peft.LoraConfig) was rejected by peft", "`r` should be a positive integer"],
