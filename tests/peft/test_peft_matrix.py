@@ -110,9 +110,15 @@ def test_counts_match_the_summary(method: str) -> None:
     counts = count_adapter_parameters(model)
     assert set(counts) == {method}
     assert set(counts[method]) == {"Linear", "Conv2d"}
-    assert sum(counts[method].values()) == sum(p.numel() for p in _adapter_params(model).values())
-    if method != "full":  # full tuning trains base parameters, which the summary counts as such
-        assert sum(counts[method].values()) == parameter_summary(model)["groups"]["adapter"]["trainable"]
+    # Counted from the model's trainable tensors, independently of how adapter parameters are defined: what
+    # is trainable now and was not before injection.
+    policy = {n for n, p in tiny_sam().named_parameters() if p.requires_grad}
+    trained = sum(p.numel() for n, p in model.named_parameters() if p.requires_grad and n not in policy)
+    assert sum(counts[method].values()) == trained
+    summary = parameter_summary(model)
+    assert summary["groups"]["adapter"]["trainable"] == trained  # full tuning too: one definition
+    # the base model's size, whether the method adds tensors (adapters) or trains the base's own (full)
+    assert summary["total_base"] == sum(p.numel() for p in tiny_sam().parameters())
     for _, layer in adapter_layers(model):
         if layer.adapter_method == "salt":
             k, r, low = layer.k, layer.rank, layer.lora_rank

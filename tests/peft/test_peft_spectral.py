@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import itertools
 
 import pytest
@@ -9,6 +10,7 @@ import torch
 from dense_reference import TOLERANCE, apply_dense, assert_matches_dense, salt_dense_weight
 from torch import nn
 
+from salt.peft import inject
 from salt.peft.salt import SaltLayer
 from salt.peft.spectral import canonical_signs, signed_svd
 from salt.peft.svd import SvdLayer
@@ -179,3 +181,21 @@ def test_cost_model_counts_for_vit_b_qkv() -> None:
     assert layer.form_multiply_adds("weight", n) == pytest.approx(
         2 * o * k * i + 3 * n * i * o, rel=1e-3
     )  # 13.6 G
+
+
+def test_a_cache_shares_one_decomposition_per_weight() -> None:
+    torch.manual_seed(0)
+    base = nn.Sequential(nn.Linear(12, 8), nn.Linear(8, 12))
+    first, second = nn.Sequential(*base), nn.Sequential(*base)  # two models on the same frozen layers
+    cache: dict = {}
+    inject(first, "salt", ["0", "1"], rank=2, cache=cache)
+    inject(second, "svd", ["0", "1"], cache=cache)
+    assert len(cache) == 2  # one decomposition per weight, reused by the second injection
+    assert first[0].U.data_ptr() == second[0].U.data_ptr() != first[1].U.data_ptr()
+    torch.testing.assert_close(second[0].U, SvdLayer(copy.deepcopy(base[0])).U)  # what no cache computes
+    with torch.no_grad():
+        base[0].weight.mul_(2.0)  # changed in place: a new version of the tensor, never a stale hit
+    third = nn.Sequential(base[0])
+    inject(third, "svd", ["0"], cache=cache)
+    assert len(cache) == 3
+    torch.testing.assert_close(third[0].S, 2 * second[0].S)

@@ -49,6 +49,25 @@ from tests.results.fake_runs import write_run
         ({"method": "lora", "peft": {"rank": 4}}, "LoRA (rank 4)"),
         ({"method": "svd"}, "S-SAM"),
         ({"method": "full"}, "Full fine-tuning"),
+        (  # a peft preset names its row
+            {"method": "hf", "peft": {"label": "DoRA (rank 4)", "config": {"_target_": "peft.LoraConfig"}}},
+            "DoRA (rank 4)",
+        ),
+        (  # any other peft config: its class and the fields given
+            {
+                "method": "hf",
+                "peft": {"config": {"_target_": "peft.LoraConfig", "r": None, "use_dora": True}},
+            },
+            "peft LoraConfig (use_dora=True)",
+        ),
+        (
+            {
+                "method": "hf",
+                "peft": {"config": {"_target_": "peft.VeraConfig"}},
+                "model": {"family": "sam", "variant": "tiny"},
+            },
+            "peft VeraConfig [tiny]",
+        ),
         ({"method": "none", "task": "eval"}, "SAM, text prompt only"),
         (
             {"method": "none", "model": {"family": "sam", "variant": "vit_b", "trainable": ["decoder"]}},
