@@ -63,7 +63,9 @@ def peft_options(cfg: Mapping) -> dict:
     peft = dict(_plain(cfg["peft"]))
     method = peft.get("method")
     if method is None:
-        raise ConfigError("peft.method is not set (choose a config: peft=salt|lora|svd|full|none)")
+        raise ConfigError(
+            "peft.method is not set (choose a config: peft=salt|lora|svd|full|none|hf|dora|pissa|adalora|vera|osf)"
+        )
     if method != "none":
         for key in MODEL_SUPPLIED:
             if key in peft and peft[key] is None:
