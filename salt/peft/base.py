@@ -106,9 +106,8 @@ class Method(ABC):
             module = model.get_submodule(name)
             adapted = self.adapt(name, module, cache)
             if adapted is not module:
-                adapted.train(
-                    module.training
-                )  # an adapter injected into a model in eval mode stays in eval mode
+                # an adapter injected into a model in eval mode stays in eval mode
+                adapted.train(module.training)
                 model.set_submodule(name, adapted)
 
     @classmethod
