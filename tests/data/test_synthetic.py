@@ -8,6 +8,7 @@ import sys
 import time
 from pathlib import Path
 
+import cv2
 import numpy as np
 import pytest
 
@@ -53,7 +54,10 @@ def test_vessels_are_visible_but_not_separable_by_intensity_alone() -> None:
         image, mask, fov = render(np.random.default_rng([0, 1]), 128, style)
         inside = fov if fov is not None else np.ones_like(mask)
         grey = image.astype(np.float32).mean(-1)
-        vessel, background = grey[mask & inside], grey[~mask & inside]
+        # Visible against the background next to it (a ring 3 px wide): lighting and anatomy (the bright optic
+        # disc the fundus trees start from) change the background far more across the image than a vessel does.
+        ring = cv2.dilate(mask.astype(np.uint8), np.ones((7, 7), np.uint8)).astype(bool) & ~mask
+        vessel, background = grey[mask & inside], grey[ring & inside]
         assert 0.01 < mask[inside].mean() < 0.4, look  # thin structures, not the whole image
         gap = abs(vessel.mean() - background.mean())
         noise = style.noise * 255 / np.sqrt(3)  # std of the noise on a 3-channel mean
