@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import warnings
 from pathlib import Path
 
 import lightning as L
@@ -96,7 +97,10 @@ def train(cfg: DictConfig) -> dict:
     if fit and cfg.get("test", True) and cfg.get("zero_shot_test", True):
         zero_shot = _zero_shot(trainer, module, datamodule)
     if fit:
-        trainer.fit(module, datamodule=datamodule, ckpt_path=cfg.get("ckpt_path"))
+        with warnings.catch_warnings():
+            # Layers kept in eval mode on purpose (BatchNorm statistics, see SamSegmenter) are not a mistake.
+            warnings.filterwarnings("ignore", message=r"Found \d+ module\(s\) in eval mode")
+            trainer.fit(module, datamodule=datamodule, ckpt_path=cfg.get("ckpt_path"))
         if trainer.interrupted:
             return {}
 
