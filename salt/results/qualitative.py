@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import logging
 from collections.abc import Sequence
 from pathlib import Path
@@ -13,6 +14,7 @@ from PIL import Image
 
 from salt.results.collect import Run
 from salt.results.paper import dataset_title
+from salt.viz.overlay import overlay
 
 log = logging.getLogger(__name__)
 PANEL_INCHES = 2.4
@@ -24,10 +26,36 @@ def _overlays(run: Run) -> dict[str, Path]:
     return {p.stem: p for p in sorted(folder.glob("*.png"))} if folder.is_dir() else {}
 
 
+def _case_sources(run: Run, cases: Sequence[str]) -> dict[str, tuple[Path, Path]] | None:
+    """``case -> (image file, mask file)`` in the run's data-set folder (canonical layout), or None unless
+    every case is found there (volume slices and renamed cases are not)."""
+    try:
+        root = Path(json.loads((run.path / "metrics.json").read_text())["config"]["dataset"]["root"])
+    except (OSError, KeyError, TypeError, ValueError):
+        return None
+    sources = {}
+    for case in cases:
+        images, masks = (
+            sorted((root / "images").glob(f"{case}.*")),
+            sorted((root / "masks").glob(f"{case}.*")),
+        )
+        if len(images) != 1 or len(masks) != 1:
+            return None
+        sources[case] = (images[0], masks[0])
+    return sources
+
+
+def _source_panels(image_path: Path, mask_path: Path) -> list[tuple[str, np.ndarray]]:
+    with Image.open(image_path) as image, Image.open(mask_path) as mask:
+        picture, truth = np.asarray(image.convert("RGB")), np.asarray(mask.convert("L")) > 0
+    return [("image", picture), ("ground truth", overlay(picture, truth))]
+
+
 def overlay_grid(
     runs: Sequence[Run], dataset: str, out_png: Path, order: Sequence[str] = (), max_cases: int = 4
 ) -> Path:
-    """Tile ``<run>/overlays/<case>.png`` of one data set: rows = cases, columns = methods.
+    """Tile ``<run>/overlays/<case>.png`` of one data set: rows = cases, columns = the image and its ground
+    truth (read from the data-set folder the runs recorded, when it still holds every case), then the methods.
 
     Each method shows its lowest-seed run that has overlays. The cases are those most methods share
     (ties broken by name), at most ``max_cases``; a method without a case shows an empty, labelled panel.
@@ -53,24 +81,34 @@ def overlay_grid(
     methods = [label for label in order if label in chosen] + sorted(set(chosen) - set(order))
     names = {name for overlays in chosen.values() for name in overlays}
     cases = sorted(names, key=lambda n: (-sum(n in chosen[m] for m in methods), n))[:max_cases]
-    fig = Figure(figsize=(PANEL_INCHES * len(methods), PANEL_INCHES * len(cases) + 0.4), layout="constrained")
+    source_run = next(r for r in runs if r.dataset == dataset and r.row == methods[0])
+    sources = _case_sources(source_run, cases)
+    extra = 2 if sources else 0
+    columns = len(methods) + extra
+    fig = Figure(figsize=(PANEL_INCHES * columns, PANEL_INCHES * len(cases) + 0.4), layout="constrained")
     FigureCanvasAgg(fig)
-    axes = fig.subplots(len(cases), len(methods), squeeze=False)
+    axes = fig.subplots(len(cases), columns, squeeze=False)
     for i, case in enumerate(cases):
-        for j, method in enumerate(methods):
+        panels = _source_panels(*sources[case]) if sources else []
+        for j, (_, picture) in enumerate(panels):
+            axes[i][j].imshow(picture)
+        for j, title in enumerate(["image", "ground truth"][:extra] + methods):
             ax = axes[i][j]
             ax.set_xticks([])
             ax.set_yticks([])
+            if i == 0:
+                ax.set_title(title, fontsize="small")
+            if j == 0:
+                ax.set_ylabel(case, fontsize="small")
+            if j < extra:
+                continue
+            method = title
             path = chosen[method].get(case)
             if path is None:
                 ax.text(0.5, 0.5, "no overlay", ha="center", va="center", transform=ax.transAxes)
             else:
                 with Image.open(path) as image:
                     ax.imshow(np.asarray(image.convert("RGB")))  # (H, W, 3)
-            if i == 0:
-                ax.set_title(method, fontsize="small")
-            if j == 0:
-                ax.set_ylabel(case, fontsize="small")
     fig.suptitle(f"{dataset_title(dataset)} test cases ({LEGEND})", fontsize="small")
     out_png = Path(out_png)
     out_png.parent.mkdir(parents=True, exist_ok=True)

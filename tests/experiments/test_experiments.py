@@ -40,6 +40,9 @@ RUN_COUNTS = {
     "table1_zero_shot_reduced": 2,
     "table1_classic_reduced": 12,
     "rank_ablation_reduced": 16,
+    "proxy_table1": 72,
+    "proxy_table1_reduced": 9,
+    "proxy_rank_ablation": 8,
 }
 
 
@@ -67,7 +70,7 @@ def _cells(axis_runs: dict[str, list[dict]]) -> set[tuple[str, str, int]]:
 
 
 def test_every_experiment_is_checked() -> None:
-    assert set(EXPERIMENTS) == {*RUN_COUNTS, "reduced"}
+    assert set(EXPERIMENTS) == {*RUN_COUNTS, "reduced", "proxy"}
 
 
 @pytest.mark.parametrize("experiment", sorted(RUN_COUNTS))

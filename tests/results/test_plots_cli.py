@@ -103,3 +103,29 @@ def test_script_runs_from_the_command_line(runs_dir: Path) -> None:
     )
     assert result.returncode == 0, result.stderr
     assert len(list(csv.DictReader(io.StringIO(result.stdout)))) == 4
+
+
+def test_grid_shows_image_and_truth_from_the_recorded_data_set(runs_dir: Path, tmp_path: Path) -> None:
+    import json
+
+    data = tmp_path / "data"
+    (data / "images").mkdir(parents=True)
+    (data / "masks").mkdir()
+    truth = np.zeros((16, 16), np.uint8)
+    truth[:, :8] = 255  # left half vessel
+    for case in ("01_test", "02_test", "03_test"):
+        Image.fromarray(np.full((16, 16, 3), 90, np.uint8)).save(data / "images" / f"{case}.png")
+        Image.fromarray(truth).save(data / "masks" / f"{case}.png")
+    for run in (runs_dir / "salt1", runs_dir / "salt2", runs_dir / "lora"):
+        metrics = json.loads((run / "metrics.json").read_text())
+        metrics["config"]["dataset"]["root"] = str(data)
+        (run / "metrics.json").write_text(json.dumps(metrics))
+    out = overlay_grid(find_runs(runs_dir), "drive", tmp_path / "grid.png", max_cases=1)
+    grid = _png(out)
+    # Two more columns than methods: the image, then its ground truth (white left half, dimmed right half).
+    assert grid.shape[1] == round(PANEL_INCHES * 4 * DPI)
+    panel = round(PANEL_INCHES * DPI)
+    truth_panel = grid[:, panel : 2 * panel].astype(int)
+    rows = slice(truth_panel.shape[0] // 3, 2 * truth_panel.shape[0] // 3)
+    left, right = truth_panel[rows, panel // 4], truth_panel[rows, 3 * panel // 4]
+    assert left.min() > 200 and right.max() < 90

@@ -1,0 +1,107 @@
+"""The proxy Table 1 on LiteMedSAM: its rows, one settings block for every method, and a run that learns."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from salt.train.factory import build_network, peft_options
+from tests.experiments.sweeps import axes, compose_run, describe, hydra_configs
+from tests.train.conftest import run_script
+
+PROXY_ROWS = {
+    "SAM, text prompt only",
+    "Decoder-only",
+    "Full fine-tuning",
+    "S-SAM",
+    "LoRA (rank 4)",
+    "LoRA (rank 56)",
+    "SALT (rank 4)",
+    "SALT (rank 256)",
+}
+# What may differ between the methods of one look and seed: the method itself and whether it trains.
+METHOD_KEYS = {"peft", "fit", "model"}
+
+
+def _jobs(experiment: str) -> list[dict]:
+    with hydra_configs():
+        grid = axes(compose_run(experiment, []))
+        look, seed = grid["dataset.synthetic.look"][0], grid["seed"][0]
+        return [describe(compose_run(experiment, [look, method, seed])) for method in grid["+method"]]
+
+
+def test_proxy_table_has_the_issue_rows_on_litemedsam_and_three_looks() -> None:
+    runs = _jobs("proxy_table1")
+    assert {r["row"] for r in runs} == {f"{row} [medsam_lite]" for row in PROXY_ROWS}
+    with hydra_configs():
+        grid = axes(compose_run("proxy_table1", []))
+    assert grid["dataset.synthetic.look"] == [
+        f"dataset.synthetic.look={v}" for v in ("fundus", "angio", "octa")
+    ]
+    assert grid["seed"] == ["seed=0", "seed=1", "seed=2"]
+
+
+@pytest.mark.parametrize("experiment", ["proxy_table1", "proxy_table1_reduced"])
+def test_every_method_shares_one_settings_block(experiment: str) -> None:
+    jobs = [r["job"] for r in _jobs(experiment)]
+    first = jobs[0]
+    for job in jobs[1:]:
+        for key in set(first) - METHOD_KEYS - {"paths"}:
+            assert job[key] == first[key], key
+        assert {k: v for k, v in job["model"].items() if k != "trainable"} == {
+            k: v for k, v in first["model"].items() if k != "trainable"
+        }
+    assert first["model"]["variant"] == "medsam_lite" and first["model"]["checkpoint"] == "bundled"
+
+
+def test_reduced_twin_is_the_same_code_path_on_less_data() -> None:
+    full, reduced = _jobs("proxy_table1")[0]["job"], _jobs("proxy_table1_reduced")[0]["job"]
+    assert reduced["dataset"]["synthetic"]["n"] < full["dataset"]["synthetic"]["n"]
+    # Data sets of different sizes never share a folder: each is generated once and reused.
+    assert reduced["dataset"]["root"] != full["dataset"]["root"]
+    for key in ("optim", "loss", "trainer", "data", "prompt"):
+        assert reduced[key] == full[key], key
+
+
+@pytest.mark.slow
+def test_lora_r56_has_about_salt_l256s_trainable_count() -> None:
+    # Trainable tensors counted directly, less what the same model trains without an adapter (norms, prompt).
+    jobs = {r["subdir"].split("/")[1]: r["job"] for r in _jobs("proxy_table1")}
+    jobs["plain"] = {**jobs["lora_r56"], "peft": {"method": "none", "target_modules": [], "reg_weight": 0.0}}
+    trained = {
+        name: sum(p.numel() for p in build_network(jobs[name])[0].parameters() if p.requires_grad)
+        for name in ("lora_r56", "salt_l256", "plain")
+    }
+    counts = {name: trained[name] - trained["plain"] for name in ("lora_r56", "salt_l256")}
+    assert abs(counts["lora_r56"] - counts["salt_l256"]) <= 0.02 * counts["salt_l256"]
+
+
+def test_proxy_rank_grid_reaches_the_adapters() -> None:
+    with hydra_configs():
+        grid = axes(compose_run("proxy_rank_ablation", []))
+        last = [values[-1] for values in grid.values()]
+        job = describe(compose_run("proxy_rank_ablation", last))["job"]
+    options = peft_options(job)
+    assert (options["rank"], options["lora_rank"]) == (0.99, 64)
+    assert options["rank_pattern"] == {r"mlp\.fc[12]": 0.25, r"neck\.[02]": 0.98}
+
+
+@pytest.mark.slow
+def test_a_proxy_run_learns_beyond_zero_shot(tmp_path: Path) -> None:
+    # The proxy settings on a few images: trained SALT must beat the pretrained model as it comes by a margin.
+    run = tmp_path / "run"
+    proc = run_script(
+        "train.py",
+        "experiment=proxy",
+        "+method=salt_l4",
+        "zero_shot_test=true",
+        "dataset.synthetic.n=16",
+        f"dataset.root={tmp_path / 'data'}",
+        f"hydra.run.dir={run}",
+    )
+    assert proc.returncode == 0, (proc.stdout + proc.stderr)[-4000:]
+    metrics = json.loads((run / "metrics.json").read_text())
+    assert metrics["pretrained"].endswith("lite_medsam.pth")
+    assert metrics["mean"]["dice"] >= metrics["zero_shot"]["dice"] + 0.3
