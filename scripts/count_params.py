@@ -45,14 +45,17 @@ def composed(model: str, choice: str, img_size: int) -> dict:
 
 def variants() -> list[str]:
     """``+method=<name>`` for every method variant, then ``peft=<name>`` for each method without one."""
-    methods = sorted(p.stem for p in (CONFIG_DIR / "method").glob("*.yaml"))
+    texts = {p.stem: p.read_text().splitlines() for p in (CONFIG_DIR / "method").glob("*.yaml")}
+    # A variant that trains nothing (the zero-shot row, fit: false) has no count to print.
+    methods = sorted(name for name, lines in texts.items() if "fit: false" not in (s.strip() for s in lines))
     covered = {
         line.split(":", 1)[1].strip()
         for name in methods
-        for line in (CONFIG_DIR / "method" / f"{name}.yaml").read_text().splitlines()
+        for line in texts[name]
         if line.strip().startswith("- override /peft:")
     }
-    plain = sorted(p.stem for p in (CONFIG_DIR / "peft").glob("*.yaml") if p.stem not in covered)
+    # peft=none stays a row of its own: the model's trainable groups alone, which every other row adds to.
+    plain = sorted(p.stem for p in (CONFIG_DIR / "peft").glob("*.yaml") if p.stem not in covered - {"none"})
     return [f"+method={name}" for name in methods] + [f"peft={name}" for name in plain]
 
 

@@ -23,7 +23,7 @@ def main() -> int:
     parser.add_argument("--dataset", default="synthetic_fundus", help="data-set column whose runs are shown")
     parser.add_argument("--out", type=Path, default=Path("docs/figures/proxy_retina.png"), help="figure path")
     args = parser.parse_args()
-    logging.basicConfig(level=logging.INFO, format="%(message)s")
+    logging.basicConfig(level=logging.INFO, format="%(message)s", stream=sys.stdout)
     if not args.runs_dir.is_dir():
         print(f"real_image.py: RUNS_DIR {args.runs_dir} is not a folder", file=sys.stderr)
         return 1

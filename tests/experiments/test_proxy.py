@@ -61,7 +61,9 @@ def test_reduced_twin_is_the_same_code_path_on_less_data() -> None:
     assert reduced["dataset"]["synthetic"]["n"] < full["dataset"]["synthetic"]["n"]
     # Data sets of different sizes never share a folder: each is generated once and reused.
     assert reduced["dataset"]["root"] != full["dataset"]["root"]
-    for key in ("optim", "loss", "trainer", "data", "prompt"):
+    assert reduced["trainer"]["max_epochs"] <= full["trainer"]["max_epochs"]
+    assert {**reduced["trainer"], "max_epochs": 0} == {**full["trainer"], "max_epochs": 0}
+    for key in ("optim", "loss", "data", "prompt", "model", "peft"):
         assert reduced[key] == full[key], key
 
 

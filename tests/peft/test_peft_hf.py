@@ -305,6 +305,8 @@ def test_count_params_prints_every_method_with_peft_s_counts() -> None:
         "LoRA (rank 4)",
         "LoRA (rank 32)",
         "LoRA (rank 256)",  # printed as not fitting the tiny SAM (k = 32)
+        "LoRA (rank 56)",  # ditto
+        "Decoder-only",
         "S-SAM",
         "DoRA (rank 4)",
         "PiSSA (rank 4)",
