@@ -12,9 +12,11 @@ from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 from PIL import Image
 
+from salt.data.layout import FolderIndex, find_mask
+from salt.data.reading import read_image, read_labels
 from salt.results.collect import Run
 from salt.results.paper import dataset_title
-from salt.viz.overlay import overlay
+from salt.viz.overlay import as_rgb, overlay
 
 log = logging.getLogger(__name__)
 PANEL_INCHES = 2.4
@@ -28,26 +30,24 @@ def _overlays(run: Run) -> dict[str, Path]:
 
 def _case_sources(run: Run, cases: Sequence[str]) -> dict[str, tuple[Path, Path]] | None:
     """``case -> (image file, mask file)`` in the run's data-set folder (canonical layout), or None unless
-    every case is found there (volume slices and renamed cases are not)."""
+    every case is found there (volume slices are not)."""
     try:
         root = Path(json.loads((run.path / "metrics.json").read_text())["config"]["dataset"]["root"])
+        images, masks = FolderIndex(root / "images"), FolderIndex(root / "masks")
     except (OSError, KeyError, TypeError, ValueError):
         return None
     sources = {}
     for case in cases:
-        images, masks = (
-            sorted((root / "images").glob(f"{case}.*")),
-            sorted((root / "masks").glob(f"{case}.*")),
-        )
-        if len(images) != 1 or len(masks) != 1:
+        image, mask = images.lookup(case), find_mask(masks, case)
+        if len(image) != 1 or not mask:
             return None
-        sources[case] = (images[0], masks[0])
+        sources[case] = (image[0], mask[0])
     return sources
 
 
 def _source_panels(image_path: Path, mask_path: Path) -> list[tuple[str, np.ndarray]]:
-    with Image.open(image_path) as image, Image.open(mask_path) as mask:
-        picture, truth = np.asarray(image.convert("RGB")), np.asarray(mask.convert("L")) > 0
+    picture = as_rgb(read_image(image_path)[0])  # (H, W, 3) uint8
+    truth = read_labels(mask_path)[0] > 0  # (H, W)
     return [("image", picture), ("ground truth", overlay(picture, truth))]
 
 

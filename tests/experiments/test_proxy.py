@@ -102,6 +102,7 @@ def test_a_proxy_run_learns_beyond_zero_shot(tmp_path: Path) -> None:
         "dataset.synthetic.n=16",
         f"dataset.root={tmp_path / 'data'}",
         f"hydra.run.dir={run}",
+        timeout=1200,
     )
     assert proc.returncode == 0, (proc.stdout + proc.stderr)[-4000:]
     metrics = json.loads((run / "metrics.json").read_text())

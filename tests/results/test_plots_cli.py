@@ -115,7 +115,7 @@ def test_grid_shows_image_and_truth_from_the_recorded_data_set(runs_dir: Path, t
     truth[:, :8] = 255  # left half vessel
     for case in ("01_test", "02_test", "03_test"):
         Image.fromarray(np.full((16, 16, 3), 90, np.uint8)).save(data / "images" / f"{case}.png")
-        Image.fromarray(truth).save(data / "masks" / f"{case}.png")
+        Image.fromarray(truth).save(data / "masks" / f"{case}_mask.png")
     for run in (runs_dir / "salt1", runs_dir / "salt2", runs_dir / "lora"):
         metrics = json.loads((run / "metrics.json").read_text())
         metrics["config"]["dataset"]["root"] = str(data)
