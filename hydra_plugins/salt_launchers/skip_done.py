@@ -13,8 +13,8 @@ Hydra instantiates launchers from the ``hydra_plugins`` namespace only, hence th
 before Hydra composes anything.
 """
 
-from __future__ import annotations
-
+# No `from __future__ import annotations`: Hydra's plugin scan runs this module outside sys.modules, where
+# dataclasses cannot resolve string annotations.
 import logging
 import os
 import sys
