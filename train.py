@@ -8,6 +8,10 @@ os.environ.setdefault("SALT_ROOT", str(Path(__file__).resolve().parent))
 import hydra
 from omegaconf import DictConfig
 
+from hydra_plugins.salt_launchers.skip_done import register
+
+register()  # hydra/launcher=submitit_local|submitit_slurm, before Hydra reads its config store
+
 
 @hydra.main(version_base="1.3", config_path="configs", config_name="train")
 def main(cfg: DictConfig) -> float | None:

@@ -11,6 +11,7 @@ from hydra.core.hydra_config import HydraConfig
 from hydra.utils import instantiate
 from omegaconf import OmegaConf
 
+from hydra_plugins.salt_launchers.skip_done import register
 from salt.data import VesselDataset
 from salt.data.shapes import ensure_shapes
 from salt.data.synthetic import generate, make_style
@@ -121,12 +122,30 @@ def test_defaults_are_the_embedded_job() -> None:
     assert cfg["loss"]["alpha"] == 0.75 and cfg["loss"]["gamma"] == 3
 
 
-@pytest.mark.parametrize("name", ["eval", "predict"])
-def test_eval_and_predict_compose(name: str) -> None:
-    cfg = _compose(
-        name, ["ckpt=somewhere", "input=a", "output=b"] if name == "predict" else ["ckpt=somewhere"]
-    )
+@pytest.mark.parametrize("name", ["eval", "predict", "export"])
+def test_eval_predict_and_export_compose(name: str) -> None:
+    extra = {"predict": ["input=a", "output=b"], "export": ["output=b.onnx"]}.get(name, [])
+    cfg = _compose(name, ["ckpt=somewhere", *extra])
     assert cfg["ckpt"] == "somewhere"
+
+
+@pytest.mark.parametrize("launcher", ["submitit_local", "submitit_slurm"])
+def test_submitit_launchers_are_the_projects(launcher: str) -> None:
+    register()
+    options = ["timeout_min=30", "skip_done=false"]
+    if launcher == "submitit_slurm":
+        options += ["partition=gpu", "gpus_per_task=1", "array_parallelism=5"]
+    with initialize_config_dir(config_dir=str(CONFIGS), version_base="1.3"):
+        cfg = compose(
+            "train",
+            [f"hydra/launcher={launcher}", *(f"hydra.launcher.{o}" for o in options)],
+            return_hydra_config=True,
+        )
+    chosen = OmegaConf.to_container(cfg.hydra.launcher)
+    assert chosen["_target_"].startswith("hydra_plugins.salt_launchers.skip_done.")
+    assert chosen["timeout_min"] == 30 and chosen["skip_done"] is False
+    if launcher == "submitit_slurm":
+        assert (chosen["partition"], chosen["gpus_per_task"], chosen["array_parallelism"]) == ("gpu", 1, 5)
 
 
 def test_eval_takes_a_dataset_group() -> None:

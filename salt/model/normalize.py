@@ -15,12 +15,17 @@ class MeanStdNormalize(nn.Module):
 
     def __init__(self, mean: tuple[float, float, float], std: tuple[float, float, float]) -> None:
         super().__init__()
+        self.values = {"mean": [float(v) for v in mean], "std": [float(v) for v in std]}
         self.register_buffer("mean", torch.tensor(mean).view(1, 3, 1, 1), persistent=False)
         self.register_buffer("std", torch.tensor(std).view(1, 3, 1, 1), persistent=False)
 
     def forward(self, images: torch.Tensor) -> torch.Tensor:
         """``(B, 3, H, W)`` -> ``(B, 3, H, W)``."""
         return (images - self.mean) / self.std
+
+    def spec(self) -> dict:
+        """The normalisation as data (for an exported model's description)."""
+        return {"kind": "mean_std", **self.values}
 
     def extra_repr(self) -> str:
         return f"mean={self.mean.flatten().tolist()}, std={self.std.flatten().tolist()}"
@@ -42,6 +47,10 @@ class MinMaxNormalize(nn.Module):
         low = images.amin(dim=(1, 2, 3), keepdim=True)  # (B, 1, 1, 1)
         high = images.amax(dim=(1, 2, 3), keepdim=True)  # (B, 1, 1, 1)
         return (images - low) / (high - low).clamp_min(self.eps)
+
+    def spec(self) -> dict:
+        """The normalisation as data (for an exported model's description)."""
+        return {"kind": "per_image_min_max", "eps": self.eps}
 
     def extra_repr(self) -> str:
         return f"eps={self.eps:g}"

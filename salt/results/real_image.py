@@ -67,6 +67,7 @@ def predict_on(image: np.ndarray, runs: Sequence[Run], threshold: float = 0.5) -
                     "threshold": threshold,
                     "prompts": None,
                     "overlays": False,
+                    "data": {"batch_size": 1},
                 }
             )
             predict(cfg)

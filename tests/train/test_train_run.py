@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import numpy as np
@@ -102,6 +103,27 @@ def test_predict_writes_masks_at_original_size(smoke_run: Path, tmp_path: Path) 
     assert (out / "a_overlay.png").is_file()
     assert not (out / "broken_mask.png").exists()
     assert "broken.png" in proc.stdout + proc.stderr
+    # Both images went through the model in one batch (data.batch_size=8), each with its own padding: one
+    # image at a time gives the same masks.
+    assert re.search(
+        r"throughput: [\d.]+ images/s end to end \(2 images in [\d.]+ s, batch size 8",
+        proc.stdout + proc.stderr,
+    )
+    single = tmp_path / "pred1"
+    proc = run_script(
+        "predict.py",
+        f"ckpt={smoke_run}",
+        f"input={src}",
+        f"output={single}",
+        "data.batch_size=1",
+        f"hydra.run.dir={tmp_path / 'h1'}",
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert "batch size 1" in proc.stdout + proc.stderr
+    for name in ("a_mask.png", "b_mask.png"):
+        np.testing.assert_array_equal(
+            np.asarray(Image.open(out / name)), np.asarray(Image.open(single / name))
+        )
 
 
 def test_missing_data_folder_says_how_to_prepare(tmp_path: Path) -> None:

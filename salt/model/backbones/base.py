@@ -82,6 +82,14 @@ class Backbone(ABC):
                 sets other than the expected ones (one-line message naming the file).
         """
 
+    def prepare_export(self, model: SamSegmenter) -> None:
+        """Make ``model`` traceable with a free batch dimension, in place, computing the same outputs.
+
+        A family whose code reads the batch size as a Python number (which a tracer freezes at the example's
+        size) works around it here; by default there is nothing to do.
+        """
+        return None
+
     def weights_file(self, checkpoint: str) -> str:
         """The file a ``checkpoint`` setting loads (a path as given; a name such as ``bundled`` resolved)."""
         return checkpoint

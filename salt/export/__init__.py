@@ -1,0 +1,1 @@
+"""Trained runs as self-contained ONNX or TorchScript files (``export.py``)."""

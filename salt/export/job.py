@@ -1,0 +1,190 @@
+"""The export job behind ``export.py``: a trained run as an ONNX or TorchScript file and a JSON sidecar.
+
+The exported file holds the whole network with its adapters merged (``salt.peft.merge``): running it needs
+onnxruntime or torch alone, not this project. The sidecar ``<output>.json`` says what goes in and comes out
+and how images are prepared (see :func:`describe`).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import shutil
+import tempfile
+import warnings
+from pathlib import Path
+
+import onnx
+import torch
+from omegaconf import DictConfig
+
+from salt.export.graph import INPUT_NAMES, OUTPUT_NAMES, ExportedSegmenter
+from salt.model.backbones import backbone
+from salt.model.segmenter import SamSegmenter
+from salt.peft import merge
+from salt.train.errors import ConfigError
+from salt.train.loading import load_trained
+
+log = logging.getLogger(__name__)
+
+FORMATS = ("onnx", "torchscript")
+# The batch of the example the graph is traced with: 2, so no size-1 dimension gets specialised away.
+EXAMPLE_BATCH = 2
+# ONNX keeps tensors larger than this outside the protobuf (its 2 GiB limit).
+ONNX_INLINE_LIMIT = 2**31 - 2**26
+
+RESIZE_RULES = {
+    "longest_pad": "scale so the longest side is img_size (the other rounded half up) with area interpolation "
+    "when shrinking to half or less, else bilinear; pad the bottom and right with zeros to img_size x img_size",
+    "plain": "stretch to img_size x img_size (area interpolation when shrinking to half or less, else bilinear)",
+}
+
+
+def sidecar_path(output: Path) -> Path:
+    """Where the description of ``output`` goes: ``<output>.json`` (``model.onnx`` -> ``model.onnx.json``)."""
+    return output.with_name(output.name + ".json")
+
+
+def _check_output(output: Path) -> None:
+    """Refuse an ``output`` that is a folder or lies in a folder that cannot be created or written to."""
+    if output.is_dir():
+        raise ConfigError(f"output={output}: is a folder; give a file name (e.g. {output / 'model.onnx'})")
+    parent = output.parent
+    try:
+        parent.mkdir(parents=True, exist_ok=True)
+        with tempfile.NamedTemporaryFile(dir=parent):
+            pass
+    except OSError as exc:
+        raise ConfigError(f"output={output}: cannot write to {parent} ({exc.strerror})") from None
+
+
+def _write_onnx(model: ExportedSegmenter, example: torch.Tensor, path: Path) -> None:
+    # The exporter's graph passes log every rewrite at INFO, which would bury the job's own log.
+    for name in ("onnx_ir", "onnxscript"):
+        logging.getLogger(name).setLevel(logging.WARNING)
+    batch = torch.export.Dim("batch", min=1)
+    size = sum(t.numel() * t.element_size() for t in [*model.parameters(), *model.buffers()])
+    torch.onnx.export(
+        model,
+        (example,),
+        str(path),
+        input_names=list(INPUT_NAMES),
+        output_names=list(OUTPUT_NAMES),
+        dynamic_shapes={"images": {0: batch}},
+        external_data=size > ONNX_INLINE_LIMIT,
+        dynamo=True,
+        verbose=False,
+    )
+    onnx.checker.check_model(str(path))
+
+
+def _write_torchscript(model: ExportedSegmenter, example: torch.Tensor, path: Path) -> None:
+    with warnings.catch_warnings():
+        # The tracer flags every Python number read from a shape; the ones in SAM's code are image sizes,
+        # fixed by img_size, and the batch size stays free (the tests run traced files at other batches).
+        warnings.simplefilter("ignore", torch.jit.TracerWarning)
+        traced = torch.jit.trace(model, (example,), check_trace=False)
+    torch.jit.save(traced, str(path))
+
+
+def _opset(path: Path) -> int | None:
+    proto = onnx.load(str(path), load_external_data=False)
+    return next((o.version for o in proto.opset_import if o.domain in ("", "ai.onnx")), None)
+
+
+def describe(
+    model: ExportedSegmenter, fmt: str, output: Path, run_cfg: dict, threshold: float, ckpt: str
+) -> dict:
+    """The sidecar's content: inputs and outputs (names, shapes, dtype), preprocessing, threshold, origin."""
+    size = model.img_size
+    classes = int(model.model.num_classes)
+    resize = run_cfg["dataset"].get("resize", "longest_pad")
+    return {
+        "format": fmt,
+        "file": output.name,
+        "inputs": [{"name": INPUT_NAMES[0], "shape": ["batch", 3, size, size], "dtype": "float32"}],
+        "outputs": [
+            {"name": name, "shape": ["batch", classes, size, size], "dtype": "float32"}
+            for name in OUTPUT_NAMES
+        ],
+        "img_size": size,
+        "preprocessing": {
+            "intensity": "each image min-max rescaled to [0, 255] over all its pixels and channels, rounded",
+            "channels": "RGB; a grey image repeated on all three, channels past the third dropped",
+            "resize": {"mode": resize, "rule": RESIZE_RULES.get(resize, resize)},
+            "layout": "NCHW float32, values in [0, 255]",
+            "normalization": {**model.model.normalizer.spec(), "applied": "inside the model"},
+        },
+        "threshold": threshold,
+        "postprocessing": "class c is present where probabilities[:, c] > threshold; with several classes the "
+        "label image is argmax + 1 where any class is present; crop the padding and resize to the original size",
+        "class_names": list(run_cfg["dataset"].get("class_names") or []),
+        "run": {
+            "ckpt": ckpt,
+            "model": run_cfg["model"]["variant"],
+            "method": (run_cfg.get("peft") or {}).get("method"),
+            "dataset": run_cfg["dataset"]["name"],
+        },
+    }
+
+
+def export(cfg: DictConfig) -> dict:
+    """Export the run ``cfg.ckpt`` to ``cfg.output`` in ``cfg.format`` and write the sidecar next to it.
+
+    Nothing is left at ``cfg.output`` unless the whole export succeeded (the file is written in a temporary
+    folder beside it and moved into place).
+
+    Returns:
+        The sidecar's content.
+
+    Raises:
+        ConfigError: an unknown format, an output that cannot be written, a checkpoint that cannot be read,
+            a classic network or a run prompted by boxes or points.
+    """
+    fmt = str(cfg.format)
+    if fmt not in FORMATS:
+        raise ConfigError(f"format={fmt}: unknown export format; valid: {', '.join(FORMATS)}")
+    output = Path(str(cfg.output))
+    _check_output(output)
+    module, run_cfg = load_trained(cfg.ckpt, cfg.get("base_checkpoint"))
+    network = module.model
+    if not isinstance(network, SamSegmenter):
+        raise ConfigError(
+            f"ckpt={cfg.ckpt}: export takes SAM-family runs; this run trained {type(network).__name__}"
+        )
+    if network.prompt_mode != "class":
+        raise ConfigError(
+            f"ckpt={cfg.ckpt}: the run was trained with prompt.mode={network.prompt_mode}; export takes runs "
+            "prompted by class tokens alone (prompt=class)"
+        )
+    threshold = cfg.get("threshold")
+    threshold = float(run_cfg["eval"]["threshold"] if threshold is None else threshold)
+    if not 0.0 < threshold < 1.0:
+        raise ConfigError(f"threshold={threshold}: a probability threshold lies strictly between 0 and 1")
+    merged = merge(network).eval()
+    backbone(merged.backbone).prepare_export(merged)
+    model = ExportedSegmenter(merged).eval()
+    example = torch.rand(EXAMPLE_BATCH, 3, model.img_size, model.img_size) * 255
+    info = describe(model, fmt, output, run_cfg, threshold, str(cfg.ckpt))
+    staging = Path(tempfile.mkdtemp(prefix=f".{output.name}.", dir=output.parent))
+    try:
+        target = staging / output.name
+        with torch.no_grad():
+            (_write_onnx if fmt == "onnx" else _write_torchscript)(model, example, target)
+        if fmt == "onnx":
+            info["opset"] = _opset(target)
+        (staging / sidecar_path(output).name).write_text(json.dumps(info, indent=2) + "\n")
+        for path in sorted(staging.iterdir(), key=lambda p: p.suffix == ".json"):  # the sidecar last
+            os.replace(path, output.parent / path.name)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+    log.info(
+        "exported %s (%s, batch x 3 x %d x %d) and %s",
+        output,
+        fmt,
+        model.img_size,
+        model.img_size,
+        sidecar_path(output).name,
+    )
+    return info
