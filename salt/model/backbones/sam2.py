@@ -27,6 +27,7 @@ from pathlib import Path
 
 import torch
 from hydra.core.global_hydra import GlobalHydra
+from hydra.errors import InstantiationException
 from hydra.utils import instantiate
 from omegaconf import OmegaConf
 from torch import nn
@@ -171,7 +172,12 @@ class Sam2(Backbone):
 
     def build(self, variant: str, img_size: int, num_classes: int) -> SamSegmenter:
         import_sam2()
-        base = instantiate(model_config(variant, img_size), _recursive_=True)
+        try:
+            base = instantiate(model_config(variant, img_size), _recursive_=True)
+        except InstantiationException as exc:
+            # Hydra wraps what the package's constructors raise (a RuntimeError on the meta device ...);
+            # callers get that error itself.
+            raise (exc.__cause__ or exc) from None
         memory_keys = frozenset(k for k in base.state_dict() if k.split(".")[0] not in KEPT)
         return Sam2Segmenter(
             base.image_encoder,
