@@ -40,6 +40,8 @@ RUN_COUNTS = {
     "table1_zero_shot_reduced": 2,
     "table1_classic_reduced": 12,
     "rank_ablation_reduced": 16,
+    "table1_sam2": 60,
+    "table1_sam2_reduced": 8,
 }
 
 
