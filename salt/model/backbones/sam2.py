@@ -1,7 +1,8 @@
 """SAM 2.1 in image mode (Hiera trunk + FPN neck, SAM2's prompt encoder and mask decoder), from the ``sam2``
 package's own classes and YAML configs (``sam2/configs/sam2.1/sam2.1_hiera_{t,s,b+,l}.yaml``).
 
-The package's ``SAM2Base`` is instantiated from its config (with ``image_size`` set to the input side), and
+The package's ``SAM2Base`` is instantiated from its config with Hydra's ``instantiate`` (``image_size`` set to
+the input side; the package's ``build_sam2`` would need Hydra's global state, which ``train.py`` holds), and
 only what its image predictor runs is kept: the image encoder, the prompt encoder, the mask decoder (with
 its high-resolution feature convs ``conv_s0``/``conv_s1``) and ``no_mem_embed``, which image mode adds to the
 lowest-resolution map. The memory modules (memory attention and encoder, object pointers, memory position
@@ -29,7 +30,7 @@ import torch
 from hydra.core.global_hydra import GlobalHydra
 from hydra.errors import InstantiationException
 from hydra.utils import instantiate
-from omegaconf import OmegaConf
+from omegaconf import DictConfig, OmegaConf
 from torch import nn
 
 from salt.model.backbones.base import Backbone, BackboneError, GroupFn, module_parameters
@@ -72,7 +73,7 @@ def config_path(variant: str) -> Path:
     return Path(str(importlib.resources.files("sam2").joinpath("configs", "sam2.1", CONFIGS[variant])))
 
 
-def model_config(variant: str, img_size: int) -> OmegaConf:
+def model_config(variant: str, img_size: int) -> DictConfig:
     """The package's ``model`` config of ``variant`` (a ``SAM2Base`` to instantiate) at input side ``img_size``."""
     cfg = OmegaConf.load(config_path(variant)).model
     cfg.image_size = img_size
@@ -107,11 +108,13 @@ class Sam2Segmenter(SamSegmenter):
         maps    = [conv_s0(fpn[0]), conv_s1(fpn[1])]                    (B, 32, S/4, S/4), (B, 64, S/8, S/8)
 
     A box is two points labelled 2 and 3 plus the padding point, as the predictor passes it; the decoder
-    runs in single-mask mode with the image's maps (``high_res_features``).
+    runs in single-mask mode with the image's maps (``high_res_features``). Its eval-time switch to the most
+    stable multimask output (``build_sam2(apply_postprocessing=True)``) stays off, as the package's config
+    leaves it: training never takes it, so evaluation scores the output that was trained.
 
     Attributes:
         no_mem_embed: ``(1, 1, 256)`` learned vector added to the embedding in image mode.
-        memory_keys: the official state-dict keys of the modules not built (memory attention and encoder ...).
+        memory_keys: the official state-dict keys of the modules not kept (memory attention and encoder ...).
     """
 
     def __init__(
