@@ -32,7 +32,8 @@ log = logging.getLogger(__name__)
 
 METHODS: dict[str, type[Method]] = {}
 INJECTIONS_ATTR = "peft_injections"
-CONFIG_KEYS = ("method", "target_modules", "reg_weight")
+# The keys of every PEFT config besides the method's own options (see inject_from_config).
+CONFIG_KEYS = ("method", "target_modules", "reg_weight", "companions")
 FINGERPRINT_SAMPLES = 64
 
 
