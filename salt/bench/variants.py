@@ -20,6 +20,7 @@ from torch import nn
 
 from salt.model.trainable import PAPER_POLICY
 from salt.peft.base import flat_shape
+from salt.peft.registry import CONFIG_KEYS
 
 
 @dataclass(frozen=True)
@@ -107,8 +108,8 @@ def peft_config(variant: Variant, config_dir: Path, model_variant: str) -> dict[
 
 
 def options(cfg: dict[str, Any]) -> dict[str, Any]:
-    """The method options of a PEFT config (without ``method``, ``target_modules``, ``reg_weight``)."""
-    return {k: v for k, v in cfg.items() if k not in ("method", "target_modules", "reg_weight")}
+    """The method options of a PEFT config (without the keys of every config, ``registry.CONFIG_KEYS``)."""
+    return {k: v for k, v in cfg.items() if k not in CONFIG_KEYS}
 
 
 def matched_lora_rank(target_count: int, modules: list[nn.Module]) -> int:

@@ -10,6 +10,9 @@ from torch import nn
 
 EMPTY_LOGIT = -30.0  # the logit of a class that got no prompt (sigmoid ~ 1e-13): predicted absent
 
+# What an encoder gives the decoder: the embedding (B, D, h, w), or it with high-resolution maps (SAM2).
+Features = torch.Tensor | tuple[torch.Tensor, list[torch.Tensor]]
+
 
 class SamSegmenter(nn.Module):
     """An image encoder + SAM's mask decoder driven by learned class prompts, boxes or points.
@@ -26,7 +29,9 @@ class SamSegmenter(nn.Module):
     own padding; missing points are label -1, which the prompt encoder maps to ``not_a_point`` as well.
 
     Any encoder that maps normalised images ``(B, 3, S, S)`` to an embedding ``(B, D, h, w)`` with ``D`` the
-    prompt encoder's width and ``(h, w)`` its ``image_embedding_size`` fits (SAM's ViT, LiteMedSAM's TinyViT).
+    prompt encoder's width and ``(h, w)`` its ``image_embedding_size`` fits (SAM's ViT, LiteMedSAM's TinyViT);
+    a family whose decoder also takes high-resolution maps (SAM2) overrides :meth:`encode`, :meth:`embed_boxes`
+    and :meth:`mask_logits`.
     The backbone family (``salt.model.backbones``) builds it and says how images are normalised and which
     module types keep their running statistics frozen while training (``frozen_stat_types``, BatchNorm).
 
@@ -117,13 +122,48 @@ class SamSegmenter(nn.Module):
                     module.eval()
         return self
 
-    def encode(self, images: torch.Tensor) -> torch.Tensor:
-        """Normalise and encode ``images (B, 3, S, S)`` in [0, 255] to embeddings ``(B, D, h, w)``."""
+    def check_images(self, images: torch.Tensor) -> None:
+        """Raise ``ValueError`` unless ``images`` is ``(B, 3, S, S)`` with ``S = img_size``."""
         if images.ndim != 4 or images.shape[1] != 3 or images.shape[-2:] != (self.img_size, self.img_size):
             raise ValueError(
                 f"expected images of shape (B, 3, {self.img_size}, {self.img_size}), got {tuple(images.shape)}"
             )
+
+    def encode(self, images: torch.Tensor) -> Features:
+        """Normalise and encode ``images (B, 3, S, S)`` in [0, 255] to embeddings ``(B, D, h, w)``.
+
+        An encoder with high-resolution feature inputs to its decoder (SAM2) returns ``(embedding, maps)``
+        instead, ``maps`` a list of ``(B, D_i, h_i, w_i)`` tensors; :meth:`decode` takes either form.
+        """
+        self.check_images(images)
         return self.image_encoder(self.normalizer(images))
+
+    def embed_boxes(self, boxes: torch.Tensor) -> torch.Tensor:
+        """Sparse tokens ``(C, 2, D)`` of boxes ``(C, 4)`` (``x0, y0, x1, y1``), as SAM's predictor embeds them."""
+        sparse, _ = self.prompt_encoder(points=None, boxes=boxes, masks=None)
+        return sparse
+
+    def mask_logits(
+        self,
+        embedding: torch.Tensor,
+        high_res: list[torch.Tensor],
+        image_pe: torch.Tensor,
+        sparse: torch.Tensor,
+        dense: torch.Tensor,
+    ) -> torch.Tensor:
+        """The decoder's single-mask logits ``(C', 1, 4h, 4w)`` for one image and ``C'`` prompts.
+
+        ``embedding (1, D, h, w)``, ``high_res`` that image's high-resolution maps (empty for SAM),
+        ``image_pe (1, D, h, w)``, ``sparse (C', T, D)``, ``dense (C', D, h, w)``.
+        """
+        low, _ = self.mask_decoder(
+            image_embeddings=embedding,
+            image_pe=image_pe,
+            sparse_prompt_embeddings=sparse,
+            dense_prompt_embeddings=dense,
+            multimask_output=False,
+        )
+        return low
 
     def _sparse(self, prompts: dict | None, b: int) -> tuple[torch.Tensor, torch.Tensor]:
         """Sparse prompt tokens ``(C, T, D)`` of image ``b`` and which classes got a prompt ``(C,)``."""
@@ -141,9 +181,7 @@ class SamSegmenter(nn.Module):
             ):
                 raise ValueError(f"prompt mode {self.prompt_mode!r} needs {kind} prompts, none were given")
             if kind == "box":
-                sparse, _ = self.prompt_encoder(
-                    points=None, boxes=prompts["box"][b].float(), masks=None
-                )  # (C, 2, D)
+                sparse = self.embed_boxes(prompts["box"][b].float())  # (C, T, D)
                 present = prompts["box_valid"][b].bool()
                 pad = self.prompt_encoder.not_a_point_embed.weight.expand_as(sparse)
                 sparse = torch.where(present[:, None, None], sparse, pad)
@@ -159,8 +197,9 @@ class SamSegmenter(nn.Module):
             present = torch.ones_like(present)  # the class token prompts every class
         return torch.cat(parts, dim=1), present
 
-    def decode(self, embeddings: torch.Tensor, prompts: dict | None = None) -> torch.Tensor:
-        """Low-resolution logits ``(B, C, 4h, 4w)`` from image embeddings ``(B, D, h, w)`` and the prompts."""
+    def decode(self, features: Features, prompts: dict | None = None) -> torch.Tensor:
+        """Low-resolution logits ``(B, C, 4h, 4w)`` from what :meth:`encode` returned and the prompts."""
+        embeddings, high_res = features if isinstance(features, tuple) else (features, [])
         num_classes, dim = self.class_tokens.shape
         image_pe = self.prompt_encoder.get_dense_pe()  # (1, D, h, w)
         no_mask = self.prompt_encoder.no_mask_embed.weight.reshape(1, dim, 1, 1)
@@ -172,12 +211,12 @@ class SamSegmenter(nn.Module):
             out = emb.new_full((num_classes, *size), EMPTY_LOGIT)  # (C, 4h, 4w)
             if present.any():
                 chosen = sparse[present] if not present.all() else sparse  # (C', T, D)
-                low, _ = self.mask_decoder(
-                    image_embeddings=emb.unsqueeze(0),  # (1, D, h, w)
-                    image_pe=image_pe,
-                    sparse_prompt_embeddings=chosen,
-                    dense_prompt_embeddings=no_mask.expand(chosen.shape[0], dim, *emb.shape[-2:]),
-                    multimask_output=False,
+                low = self.mask_logits(
+                    emb.unsqueeze(0),  # (1, D, h, w)
+                    [level[b : b + 1] for level in high_res],
+                    image_pe,
+                    chosen,
+                    no_mask.expand(chosen.shape[0], dim, *emb.shape[-2:]),
                 )  # (C', 1, 4h, 4w)
                 out = low[:, 0] if present.all() else out.index_put((present.nonzero()[:, 0],), low[:, 0])
             masks.append(out)

@@ -32,7 +32,8 @@ log = logging.getLogger(__name__)
 
 METHODS: dict[str, type[Method]] = {}
 INJECTIONS_ATTR = "peft_injections"
-CONFIG_KEYS = ("method", "target_modules", "reg_weight")
+# The keys of every PEFT config besides the method's own options (see inject_from_config).
+CONFIG_KEYS = ("method", "target_modules", "reg_weight", "companions")
 FINGERPRINT_SAMPLES = 64
 
 
@@ -190,8 +191,13 @@ def _plain(value: Any) -> Any:
 def inject_from_config(model: nn.Module, cfg: Mapping[str, Any], cache: dict | None = None) -> list[str]:
     """:func:`inject` from a ``configs/peft/<method>.yaml`` mapping (``cache`` as for :func:`inject`).
 
-    Keys: ``method``, ``target_modules``, the method's options, and ``reg_weight`` (the loss weight of
-    :func:`regularization`, used by the training loop and ignored here).
+    Keys: ``method``, ``target_modules``, the method's options, ``reg_weight`` (the loss weight of
+    :func:`regularization`, used by the training loop and ignored here) and ``companions``: a list of
+    further mappings of the same form injected after it, into other modules (the SALT authors pair SALT on
+    SAM2's Hiera blocks with LoRA on its FPN convs).
+
+    Returns:
+        The adapted module names of the method, then of each companion.
     """
     options = _plain(cfg)
     if "method" not in options:
@@ -199,7 +205,15 @@ def inject_from_config(model: nn.Module, cfg: Mapping[str, Any], cache: dict | N
     method = options.pop("method")
     target_modules = options.pop("target_modules", [])
     options.pop("reg_weight", None)
-    return inject(model, method, target_modules, cache=cache, **options)
+    companions = options.pop("companions", None) or []
+    if not isinstance(companions, list) or not all(isinstance(c, Mapping) for c in companions):
+        raise ConfigError(
+            f"companions={companions!r} must be a list of PEFT configs (method, target_modules, ...)"
+        )
+    names = inject(model, method, target_modules, cache=cache, **options)
+    for companion in companions:
+        names = [*names, *inject_from_config(model, companion, cache)]  # the record keeps its own list
+    return names
 
 
 def regularization(model: nn.Module) -> torch.Tensor:

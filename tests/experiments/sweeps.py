@@ -29,6 +29,12 @@ REDUCED_TABLE1_ROWS = {
         "S-SAM [tiny]",
     },
     "table1_zero_shot_reduced": {"SAM, text prompt only [tiny]"},
+    "table1_sam2_reduced": {
+        "SALT (rank 4) [sam2.1_hiera_tiny]",
+        "SALT (rank 256) [sam2.1_hiera_tiny]",
+        "LoRA (rank 4) [sam2.1_hiera_tiny]",
+        "S-SAM [sam2.1_hiera_tiny]",
+    },
     "table1_classic_reduced": {"U-Net", "UNETR", "RegUNet", "DeepLabV3+", "SegFormer", "SegNet"},
 }
 

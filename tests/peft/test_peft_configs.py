@@ -35,7 +35,7 @@ def test_config_names_equal_registry_keys() -> None:
 def test_config_keys_are_the_method_options(name: str) -> None:
     cfg = composed_peft("sam_tiny", name)
     options = {f.name for f in dataclasses.fields(METHODS[cfg["method"]])}
-    assert set(cfg) - {"method", "target_modules", "reg_weight"} <= options
+    assert set(cfg) - {"method", "target_modules", "reg_weight", "companions"} <= options
     # the authors' configs train without a regulariser; AdaLoRA's weight is peft's own default
     assert cfg["reg_weight"] == (0.5 if name == "adalora" else 0.0)
 

@@ -1,15 +1,16 @@
 """Backbone families as plug-ins: each module holds one :class:`Backbone`, registered here by name.
 
 ``BACKBONES`` maps a family name to its backbone; ``VARIANTS`` maps every buildable variant name
-(``vit_b``, ``tiny``, ``medsam_lite`` ...) to its family. Adding a family means adding its module and one
+(``vit_b``, ``tiny``, ``medsam_lite``, ``hiera_t`` ...) to its family. Adding a family means adding its module and one
 entry below.
 """
 
 from salt.model.backbones.base import Backbone, BackboneError
 from salt.model.backbones.medsam_lite import MedSamLite
 from salt.model.backbones.sam import SamViT
+from salt.model.backbones.sam2 import Sam2
 
-BACKBONES: dict[str, Backbone] = {family.name: family for family in (SamViT(), MedSamLite())}
+BACKBONES: dict[str, Backbone] = {family.name: family for family in (SamViT(), MedSamLite(), Sam2())}
 VARIANTS: dict[str, str] = {variant: b.name for b in BACKBONES.values() for variant in b.variants}
 
 
