@@ -155,19 +155,27 @@ class _Writer:
     """Runs the model on batches of planes and writes each plane's masks and overlay."""
 
     def __init__(
-        self, model: torch.nn.Module, device: torch.device, cfg: DictConfig, out_dir: Path, names: list[str]
+        self,
+        model: torch.nn.Module,
+        device: torch.device,
+        cfg: DictConfig,
+        out_dir: Path,
+        names: list[str],
+        dtype: torch.dtype | None = None,
     ) -> None:
         self.model, self.device, self.out_dir, self.names = model, device, out_dir, names
         self.threshold = float(cfg.threshold)
         self.overlays = bool(cfg.get("overlays", True))
         self.written: list[str] = []
         self.model_seconds = 0.0
+        self.dtype = dtype  # autocast dtype of the forward pass; None: float32
 
     def run(self, batch: list[_Plane]) -> None:
         images = torch.from_numpy(np.stack([p.square for p in batch])).permute(0, 3, 1, 2)  # (N, 3, S, S)
         images = images.float().to(self.device)
         start = time.perf_counter()
-        with torch.no_grad():
+        autocast = torch.autocast(self.device.type, dtype=self.dtype, enabled=self.dtype is not None)
+        with torch.no_grad(), autocast:
             if batch[0].prompts is None:
                 logits = self.model(images)
             else:
@@ -192,6 +200,29 @@ class _Writer:
         self.written.append(f"{item.stem}_mask.png")
 
 
+# Mixed precision by the trainer's names: the autocast dtype of the model's forward pass (None: float32).
+PRECISIONS: dict[str, torch.dtype | None] = {
+    "32-true": None,
+    "bf16-mixed": torch.bfloat16,
+    "16-mixed": torch.float16,
+}
+
+
+def autocast_dtype(precision: str, device: torch.device) -> torch.dtype | None:
+    """The autocast dtype for ``precision`` (``32-true``, ``bf16-mixed``, ``16-mixed``) on ``device``.
+
+    Raises:
+        ConfigError: an unknown precision, or ``16-mixed`` off a CUDA device.
+    """
+    if precision not in PRECISIONS:
+        raise ConfigError(f"precision={precision!r}: expected one of {', '.join(PRECISIONS)}")
+    if precision == "16-mixed" and device.type != "cuda":
+        raise ConfigError(
+            f"precision={precision}: float16 autocast needs a CUDA device (got {device}); use bf16-mixed"
+        )
+    return PRECISIONS[precision]
+
+
 def _shapes(item: _Plane) -> tuple:
     return tuple((k, tuple(v.shape)) for k, v in sorted((item.prompts or {}).items()))
 
@@ -209,8 +240,10 @@ def predict(cfg: DictConfig) -> dict:
     batch_size = positive_int("data.batch_size", cfg.data.batch_size)
     files = _inputs(Path(cfg.input))
     out_dir = Path(cfg.output)
-    module, run_cfg = load_trained(cfg.ckpt, cfg.get("base_checkpoint"))
     device = _device(str(cfg.device))
+    precision = str(cfg.get("precision", "32-true"))
+    dtype = autocast_dtype(precision, device)
+    module, run_cfg = load_trained(cfg.ckpt, cfg.get("base_checkpoint"))
     size = module.model.img_size
     resize = run_cfg["dataset"].get("resize", "longest_pad")
     slice_axis = int(run_cfg["dataset"].get("slice_axis", 2))
@@ -218,7 +251,7 @@ def predict(cfg: DictConfig) -> dict:
     kind, prompts = _read_prompts(cfg.get("prompts"), run_cfg, files, slice_axis, class_names)
     model = merge(module.model).to(device).eval()
     out_dir.mkdir(parents=True, exist_ok=True)
-    writer = _Writer(model, device, cfg, out_dir, class_names)
+    writer = _Writer(model, device, cfg, out_dir, class_names, dtype)
     skipped: dict[str, str] = {}
     pending: list[_Plane] = []
     start = time.perf_counter()
@@ -252,13 +285,14 @@ def predict(cfg: DictConfig) -> dict:
     for name, reason in skipped.items():
         log.info("  skipped %s: %s", name, reason)
     log.info(
-        "throughput: %.2f images/s end to end (%d images in %.2f s, batch size %d on %s); "
+        "throughput: %.2f images/s end to end (%d images in %.2f s, batch size %d on %s, %s); "
         "the model alone %.2f images/s",
         rate,
         count,
         seconds,
         batch_size,
         device,
+        precision,
         count / writer.model_seconds if writer.model_seconds > 0 else 0.0,
     )
     return {"written": writer.written, "skipped": skipped, "images_per_s": rate}
