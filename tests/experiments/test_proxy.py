@@ -43,15 +43,34 @@ def test_proxy_table_has_the_issue_rows_on_litemedsam_and_three_looks() -> None:
     assert grid["seed"] == ["seed=0", "seed=1", "seed=2"]
 
 
+# Rows whose learning rate was chosen on the validation split (experiment=proxy_lr_search, docs/proxy.md).
+VAL_CHOSEN_LR = {"decoder_lr1e-3": 1.0e-3, "full_lr3e-4": 3.0e-4}
+
+
+def _without_lr(job: dict) -> dict:
+    return {
+        **job,
+        "optim": {**job["optim"], "lr": None},
+        "dataset": {**job["dataset"], "optim": {**job["dataset"]["optim"], "lr": None}},
+    }
+
+
 @pytest.mark.parametrize("experiment", ["proxy_table1", "proxy_table1_reduced"])
 def test_every_method_shares_one_settings_block(experiment: str) -> None:
-    jobs = [r["job"] for r in _jobs(experiment)]
-    first = jobs[0]
-    for job in jobs[1:]:
+    runs = _jobs(experiment)
+    first = runs[0]["job"]
+    for run in runs[1:]:
+        job, variant = run["job"], run["subdir"].split("/")[1]
+        if variant in VAL_CHOSEN_LR:  # the one setting allowed to differ, and only to the searched value
+            assert job["optim"]["lr"] == job["dataset"]["optim"]["lr"] == VAL_CHOSEN_LR[variant]
+            assert first["optim"]["lr"] != VAL_CHOSEN_LR[variant]
+            job, first_cmp = _without_lr(job), _without_lr(first)
+        else:
+            first_cmp = first
         for key in set(first) - METHOD_KEYS - {"paths"}:
-            assert job[key] == first[key], key
+            assert job[key] == first_cmp[key], key
         assert {k: v for k, v in job["model"].items() if k != "trainable"} == {
-            k: v for k, v in first["model"].items() if k != "trainable"
+            k: v for k, v in first_cmp["model"].items() if k != "trainable"
         }
     assert first["model"]["variant"] == "medsam_lite" and first["model"]["checkpoint"] == "bundled"
 
@@ -80,6 +99,21 @@ def test_lora_r56_has_about_salt_l256s_trainable_count() -> None:
     assert abs(counts["lora_r56"] - counts["salt_l256"]) <= 0.02 * counts["salt_l256"]
 
 
+def test_lr_search_tries_the_shared_lr_and_the_chosen_ones_on_validation_only() -> None:
+    with hydra_configs():
+        grid = axes(compose_run("proxy_lr_search", []))
+        job = describe(compose_run("proxy_lr_search", [values[0] for values in grid.values()]))["job"]
+    lrs = {float(v.split("=")[1]) for v in grid["dataset.optim.lr"]}
+    shared = _jobs("proxy_table1")[0]["job"]["optim"]["lr"]
+    assert {shared, *VAL_CHOSEN_LR.values()} <= lrs
+    assert grid["+method"] == ["+method=decoder", "+method=full"]
+    assert job["test"] is False  # the choice never sees the test split
+    table = _without_lr(_jobs("proxy_table1")[0]["job"])
+    for key in ("loss", "data", "prompt", "trainer"):
+        assert job[key] == table[key], key
+    assert {**_without_lr(job)["dataset"]} == {**table["dataset"]}
+
+
 def test_proxy_rank_grid_reaches_the_adapters() -> None:
     with hydra_configs():
         grid = axes(compose_run("proxy_rank_ablation", []))
@@ -100,6 +134,7 @@ def test_a_proxy_run_learns_beyond_zero_shot(tmp_path: Path) -> None:
         "+method=salt_l4",
         "zero_shot_test=true",
         "dataset.synthetic.n=16",
+        "dataset.max_epochs=2",
         f"dataset.root={tmp_path / 'data'}",
         f"hydra.run.dir={run}",
         timeout=1200,
