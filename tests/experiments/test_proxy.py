@@ -59,18 +59,18 @@ def _without_lr(job: dict) -> dict:
 def test_every_method_shares_one_settings_block(experiment: str) -> None:
     runs = _jobs(experiment)
     first = runs[0]["job"]
+    shared_lr = first["optim"]["lr"]
+    assert shared_lr not in VAL_CHOSEN_LR.values()
+    base = _without_lr(first)
     for run in runs[1:]:
-        job, variant = run["job"], run["subdir"].split("/")[1]
-        if variant in VAL_CHOSEN_LR:  # the one setting allowed to differ, and only to the searched value
-            assert job["optim"]["lr"] == job["dataset"]["optim"]["lr"] == VAL_CHOSEN_LR[variant]
-            assert first["optim"]["lr"] != VAL_CHOSEN_LR[variant]
-            job, first_cmp = _without_lr(job), _without_lr(first)
-        else:
-            first_cmp = first
+        # The lr is the one setting allowed to differ, and only for a validation-chosen row, to the searched value.
+        lr = VAL_CHOSEN_LR.get(run["subdir"].split("/")[1], shared_lr)
+        assert run["job"]["optim"]["lr"] == run["job"]["dataset"]["optim"]["lr"] == lr
+        job = _without_lr(run["job"])
         for key in set(first) - METHOD_KEYS - {"paths"}:
-            assert job[key] == first_cmp[key], key
+            assert job[key] == base[key], key
         assert {k: v for k, v in job["model"].items() if k != "trainable"} == {
-            k: v for k, v in first_cmp["model"].items() if k != "trainable"
+            k: v for k, v in base["model"].items() if k != "trainable"
         }
     assert first["model"]["variant"] == "medsam_lite" and first["model"]["checkpoint"] == "bundled"
 
@@ -104,14 +104,13 @@ def test_lr_search_tries_the_shared_lr_and_the_chosen_ones_on_validation_only() 
         grid = axes(compose_run("proxy_lr_search", []))
         job = describe(compose_run("proxy_lr_search", [values[0] for values in grid.values()]))["job"]
     lrs = {float(v.split("=")[1]) for v in grid["dataset.optim.lr"]}
-    shared = _jobs("proxy_table1")[0]["job"]["optim"]["lr"]
-    assert {shared, *VAL_CHOSEN_LR.values()} <= lrs
+    table = _jobs("proxy_table1")[0]["job"]
+    assert {table["optim"]["lr"], *VAL_CHOSEN_LR.values()} <= lrs
     assert grid["+method"] == ["+method=decoder", "+method=full"]
     assert job["test"] is False  # the choice never sees the test split
-    table = _without_lr(_jobs("proxy_table1")[0]["job"])
-    for key in ("loss", "data", "prompt", "trainer"):
+    job, table = _without_lr(job), _without_lr(table)
+    for key in ("loss", "data", "prompt", "trainer", "dataset"):
         assert job[key] == table[key], key
-    assert {**_without_lr(job)["dataset"]} == {**table["dataset"]}
 
 
 def test_proxy_rank_grid_reaches_the_adapters() -> None:
