@@ -5,11 +5,12 @@ from __future__ import annotations
 import json
 import logging
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
 from salt.peft import METHODS
+from salt.results.settings import distinguish_rows, run_settings
 
 log = logging.getLogger(__name__)
 
@@ -46,6 +47,8 @@ class Run:
         percent_paper: trainable share in the paper's convention, or None.
         mtime: modification time of ``metrics.json`` (newer wins between duplicates).
         per_class: for a data set of several classes, class name -> ``(dice, hd95)`` (either may be None).
+        settings: the recorded configuration, flattened, bookkeeping left out
+            (:func:`salt.results.settings.run_settings`); tells apart runs of one cell.
     """
 
     path: Path
@@ -60,6 +63,7 @@ class Run:
     percent_paper: float | None
     mtime: float
     per_class: dict[str, tuple[float | None, float | None]] = field(default_factory=dict)
+    settings: dict[str, str] = field(default_factory=dict, repr=False)
 
 
 def _get(data: dict, dotted: str, source: Path) -> Any:
@@ -183,6 +187,7 @@ def load_run(metrics_json: Path, resolution: str = "model") -> Run:
                 str(name): (_number(stats.get("dice")), _number(stats.get("hd95")))
                 for name, stats in (mean.get("per_class") or {}).items()
             },
+            settings=run_settings(metrics.get("config") or {}),
         )
     except (TypeError, ValueError) as exc:
         raise RunError(f"{metrics_json}: non-numeric value ({exc})") from exc
@@ -192,14 +197,17 @@ def find_runs(root: Path, resolution: str = "model", split: str = "test") -> lis
     """Every run below ``root`` (``metrics.json`` at any depth) on ``split``, one per (row, data set, seed).
 
     Unreadable files are skipped with a warning, runs of another split with an info message. Runs that
-    agree in row, data set and seed are duplicates: the newest ``metrics.json`` (by modification time) is kept, with a warning.
+    agree in row, data set and seed but not in their settings (a sweep over a key the row does not name,
+    e.g. ``optim.lr``) each get their own row, named by the differing settings
+    (:func:`salt.results.settings.distinguish_rows`). Runs that agree in settings too are duplicates: the
+    newest ``metrics.json`` (by modification time) is kept, with a warning.
 
     Returns:
         Runs sorted by row, data set and seed.
     """
     if resolution not in RESOLUTIONS:
         raise ValueError(f"unknown resolution {resolution!r}; valid: {', '.join(RESOLUTIONS)}")
-    kept: dict[tuple[str, str, int | None], Run] = {}
+    found: list[Run] = []
     for path in sorted(root.rglob("metrics.json")):
         try:
             run = load_run(path, resolution)
@@ -211,6 +219,11 @@ def find_runs(root: Path, resolution: str = "model", split: str = "test") -> lis
             continue
         if run.dice is None:
             log.warning("%s: no %s-resolution Dice; shown as missing", path, resolution)
+        found.append(run)
+    labels = distinguish_rows([(r.row, r.dataset, r.seed, r.settings) for r in found])
+    kept: dict[tuple[str, str, int | None], Run] = {}
+    for run, label in zip(found, labels, strict=True):
+        run = replace(run, row=label)
         key = (run.row, run.dataset, run.seed)
         if key in kept:
             newer, older = sorted((run, kept[key]), key=lambda r: r.mtime, reverse=True)

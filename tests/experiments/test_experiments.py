@@ -14,6 +14,7 @@ from omegaconf import OmegaConf
 
 from salt.experiments import CONFIGS
 from salt.results.paper import PAPER_DATASETS, PAPER_TABLE1
+from salt.results.settings import distinguish_rows, run_settings
 from salt.train.factory import peft_options, resolve_checkpoint
 from tests.experiments.sweeps import (
     EXPERIMENTS,
@@ -91,8 +92,9 @@ def test_experiment_sweeps_its_runs(experiment: str) -> None:
 def test_each_run_is_its_own_cell_and_folder(experiment: str) -> None:
     axis_runs = _axis_runs(experiment)
     for key, runs in axis_runs.items():
-        # Every value of a swept key changes the run's identity and the folder it writes to.
-        identities = {(r["row"], r["dataset"], r["seed"], str(r["job"]["peft"])) for r in runs}
+        # Every value of a swept key is its own table cell (as make_tables names rows) and its own folder.
+        rows = distinguish_rows([(r["row"], r["dataset"], r["seed"], run_settings(r["job"])) for r in runs])
+        identities = {(row, r["dataset"], r["seed"]) for row, r in zip(rows, runs, strict=True)}
         assert len(identities) == len(runs), key
         assert len({r["subdir"] for r in runs}) == len(runs), key
     if experiment.startswith("table1"):

@@ -29,8 +29,12 @@ def write_run(
     dice_original: float | None = None,
     mtime: float | None = None,
     ablation: dict | None = None,
+    config: dict | None = None,
 ) -> Path:
-    """Write ``folder/metrics.json`` following the run schema and return ``folder``."""
+    """Write ``folder/metrics.json`` following the run schema and return ``folder``.
+
+    ``config`` adds top-level keys to the recorded configuration (``{"optim": {"lr": 1e-3}}``).
+    """
     model = model or {"family": "sam", "variant": "vit_b", "trainable": ["norm", "pos_embed", "prompt"]}
     peft = {"method": method, **(peft or {})}
     classic = model.get("family") == "classic"
@@ -71,6 +75,7 @@ def write_run(
         "checkpoint": None,
         "pretrained": None,
     }
+    metrics["config"].update(config or {})
     if ablation is not None:  # the rank-grid experiments' own config key
         metrics["config"]["ablation"] = ablation
     folder.mkdir(parents=True, exist_ok=True)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 from pathlib import Path
 
 import pytest
@@ -105,6 +106,47 @@ def test_duplicates_keep_the_newest(tmp_path: Path, caplog: pytest.LogCaptureFix
         runs = find_runs(tmp_path)
     assert [(r.seed, r.dice) for r in runs] == [(1, 0.9), (2, 0.5)]
     assert "duplicate run" in caplog.text and str(tmp_path / "old") in caplog.text
+
+
+def _lr_run(folder: Path, lr: float, dataset: str, seed: int, dice: float, **config: dict) -> None:
+    # What `-m dataset.optim.lr=...` records: the data set's lr and optim.lr interpolated from it.
+    optim = {"optim": {"lr": lr, "schedule": "cosine"}, "dataset": {"name": dataset, "optim": {"lr": lr}}}
+    write_run(folder, dataset=dataset, seed=seed, dice=dice, hd95=5.0, method="svd", config={**optim, **config})
+
+
+def test_runs_of_one_cell_with_other_settings_are_rows_of_their_own(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    _lr_run(tmp_path / "a", 1e-3, "drive", 0, 0.7)
+    _lr_run(tmp_path / "b", 3e-4, "drive", 0, 0.6)
+    _lr_run(tmp_path / "c", 3e-4, "drive", 1, 0.5)
+    _lr_run(tmp_path / "d", 1e-3, "stare", 0, 0.4)  # no other lr on stare: still named by its lr
+    with caplog.at_level(logging.WARNING):
+        runs = find_runs(tmp_path)
+    assert [(r.row, r.dataset, r.seed, r.dice) for r in runs] == [
+        ("S-SAM, optim.lr=0.0003", "drive", 0, 0.6),
+        ("S-SAM, optim.lr=0.0003", "drive", 1, 0.5),
+        ("S-SAM, optim.lr=0.001", "drive", 0, 0.7),
+        ("S-SAM, optim.lr=0.001", "stare", 0, 0.4),
+    ]
+    assert "duplicate" not in caplog.text
+
+
+def test_runs_differing_only_in_bookkeeping_are_duplicates(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    where = {"paths": {"output_dir": "/x"}, "data": {"batch_size": 2, "num_workers": 0}, "task_name": "a"}
+    elsewhere = {"paths": {"output_dir": "/y"}, "data": {"batch_size": 2, "num_workers": 8}, "task_name": "b"}
+    _lr_run(tmp_path / "old", 1e-3, "drive", 0, 0.1, **where)
+    _lr_run(tmp_path / "new", 1e-3, "drive", 0, 0.9, **elsewhere)
+    os.utime(tmp_path / "old" / "metrics.json", (1e9, 1e9))
+    with caplog.at_level(logging.WARNING):
+        runs = find_runs(tmp_path)
+    assert [(r.row, r.dice) for r in runs] == [("S-SAM", 0.9)]
+    assert "duplicate run" in caplog.text
+    # ... while a setting that changes what is computed (the batch size) is a row of its own.
+    _lr_run(tmp_path / "batch", 1e-3, "drive", 0, 0.3, data={"batch_size": 4, "num_workers": 0})
+    assert {r.row for r in find_runs(tmp_path)} == {"S-SAM, data.batch_size=2", "S-SAM, data.batch_size=4"}
 
 
 def test_unreadable_files_are_skipped_with_a_warning(
