@@ -111,7 +111,9 @@ def test_duplicates_keep_the_newest(tmp_path: Path, caplog: pytest.LogCaptureFix
 def _lr_run(folder: Path, lr: float, dataset: str, seed: int, dice: float, **config: dict) -> None:
     # What `-m dataset.optim.lr=...` records: the data set's lr and optim.lr interpolated from it.
     optim = {"optim": {"lr": lr, "schedule": "cosine"}, "dataset": {"name": dataset, "optim": {"lr": lr}}}
-    write_run(folder, dataset=dataset, seed=seed, dice=dice, hd95=5.0, method="svd", config={**optim, **config})
+    write_run(
+        folder, dataset=dataset, seed=seed, dice=dice, hd95=5.0, method="svd", config={**optim, **config}
+    )
 
 
 def test_runs_of_one_cell_with_other_settings_are_rows_of_their_own(
