@@ -44,7 +44,7 @@ RUN_COUNTS = {
     "proxy_table1": 72,
     "proxy_table1_reduced": 9,
     "proxy_rank_ablation": 8,
-    "proxy_lr_search": 8,
+    "proxy_lr_search": 12,
     "table1_sam2": 60,
     "table1_sam2_reduced": 8,
 }

@@ -106,7 +106,7 @@ def test_lr_search_tries_the_shared_lr_and_the_chosen_ones_on_validation_only() 
     lrs = {float(v.split("=")[1]) for v in grid["dataset.optim.lr"]}
     table = _jobs("proxy_table1")[0]["job"]
     assert {table["optim"]["lr"], *VAL_CHOSEN_LR.values()} <= lrs
-    assert grid["+method"] == ["+method=decoder", "+method=full"]
+    assert grid["+method"] == ["+method=decoder", "+method=full", "+method=lora_r56"]
     assert job["test"] is False  # the choice never sees the test split
     job, table = _without_lr(job), _without_lr(table)
     for key in ("loss", "data", "prompt", "trainer", "dataset"):
