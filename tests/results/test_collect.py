@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 from pathlib import Path
 
 import pytest
@@ -108,11 +107,20 @@ def test_duplicates_keep_the_newest(tmp_path: Path, caplog: pytest.LogCaptureFix
     assert "duplicate run" in caplog.text and str(tmp_path / "old") in caplog.text
 
 
-def _lr_run(folder: Path, lr: float, dataset: str, seed: int, dice: float, **config: dict) -> None:
+def _lr_run(
+    folder: Path, lr: float, dataset: str, seed: int, dice: float, mtime: float | None = None, **config: dict
+) -> None:
     # What `-m dataset.optim.lr=...` records: the data set's lr and optim.lr interpolated from it.
     optim = {"optim": {"lr": lr, "schedule": "cosine"}, "dataset": {"name": dataset, "optim": {"lr": lr}}}
     write_run(
-        folder, dataset=dataset, seed=seed, dice=dice, hd95=5.0, method="svd", config={**optim, **config}
+        folder,
+        dataset=dataset,
+        seed=seed,
+        dice=dice,
+        hd95=5.0,
+        method="svd",
+        mtime=mtime,
+        config={**optim, **config},
     )
 
 
@@ -139,9 +147,8 @@ def test_runs_differing_only_in_bookkeeping_are_duplicates(
 ) -> None:
     where = {"paths": {"output_dir": "/x"}, "data": {"batch_size": 2, "num_workers": 0}, "task_name": "a"}
     elsewhere = {"paths": {"output_dir": "/y"}, "data": {"batch_size": 2, "num_workers": 8}, "task_name": "b"}
-    _lr_run(tmp_path / "old", 1e-3, "drive", 0, 0.1, **where)
-    _lr_run(tmp_path / "new", 1e-3, "drive", 0, 0.9, **elsewhere)
-    os.utime(tmp_path / "old" / "metrics.json", (1e9, 1e9))
+    _lr_run(tmp_path / "old", 1e-3, "drive", 0, 0.1, mtime=1e9, **where)
+    _lr_run(tmp_path / "new", 1e-3, "drive", 0, 0.9, mtime=2e9, **elsewhere)
     with caplog.at_level(logging.WARNING):
         runs = find_runs(tmp_path)
     assert [(r.row, r.dice) for r in runs] == [("S-SAM", 0.9)]
