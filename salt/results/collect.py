@@ -154,6 +154,8 @@ def load_run(metrics_json: Path, resolution: str = "model") -> Run:
     params = _get(metrics, "params", metrics_json)
     if not isinstance(params, dict):
         raise RunError(f"{metrics_json}: 'params' must be an object")
+    if not isinstance(metrics.get("config") or {}, dict):
+        raise RunError(f"{metrics_json}: 'config' must be an object")
     mean = metrics.get(RESOLUTIONS[resolution]) or {}
     if not isinstance(mean, dict):
         raise RunError(f"{metrics_json}: {RESOLUTIONS[resolution]!r} must be an object")

@@ -173,6 +173,14 @@ def test_unreadable_files_are_skipped_with_a_warning(
     assert "broken" in caplog.text
 
 
+def test_a_config_that_is_not_an_object_names_the_file(tmp_path: Path) -> None:
+    write_run(tmp_path, dataset="drive", seed=0, dice=0.5, hd95=10.0, method="svd")
+    data = json.loads((tmp_path / "metrics.json").read_text())
+    (tmp_path / "metrics.json").write_text(json.dumps({**data, "config": [1]}))
+    with pytest.raises(RunError, match=r"metrics\.json: 'config' must be an object"):
+        load_run(tmp_path / "metrics.json")
+
+
 def test_original_resolution_reads_mean_original(tmp_path: Path) -> None:
     write_run(tmp_path / "a", dataset="drive", seed=1, dice=0.5, hd95=5.0, method="svd", dice_original=0.45)
     write_run(tmp_path / "b", dataset="drive", seed=2, dice=0.5, hd95=5.0, method="svd")  # mean_original null
