@@ -179,6 +179,18 @@ def test_missing_keys_are_reported(tiny_ckpt: Path, tmp_path: Path) -> None:
     assert "mask_decoder.iou_token.weight" in _one_line(err, path)
 
 
+def test_unexpected_keys_are_reported(tiny_ckpt: Path, tmp_path: Path) -> None:
+    # A file with every key the model needs plus one it does not know (another head, a newer release's
+    # extra buffer) is another network: refused, naming the stray key.
+    state = torch.load(tiny_ckpt)
+    state["mask_decoder.extra_head.weight"] = torch.zeros(4, 4)
+    path = tmp_path / "extra.pth"
+    torch.save(state, path)
+    with pytest.raises(CheckpointError) as err:
+        build_sam("tiny", str(path), img_size=64)
+    assert "unexpected ['mask_decoder.extra_head.weight']" in _one_line(err, path)
+
+
 def test_wrapped_state_dict_is_accepted(tiny_ckpt: Path, tmp_path: Path) -> None:
     path = tmp_path / "wrapped.pth"
     torch.save({"model": torch.load(tiny_ckpt)}, path)
