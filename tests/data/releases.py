@@ -59,9 +59,16 @@ def write_drive(src: Path, n_train: int = 3, n_test: int = 2, test_manual: bool 
     return src
 
 
-def write_arcade(src: Path, per_split: dict[str, int] | None = None) -> Path:
-    """ARCADE release layout ``arcade/syntax/<split>/images/<n>.png`` + ``annotations/<split>.json``."""
+def write_arcade(
+    src: Path, per_split: dict[str, int] | None = None, size: tuple[int, int] = ARCADE_SIZE
+) -> Path:
+    """ARCADE release layout ``arcade/syntax/<split>/images/<n>.png`` + ``annotations/<split>.json``.
+
+    ``size`` is the images' ``(H, W)``: the release's are square, so a converter that confuses height and
+    width is seen only with another size.
+    """
     per_split = per_split or {"train": 3, "val": 2, "test": 2}
+    height, width = size
     categories = [
         {"id": i + 1, "name": name} for i, name in enumerate(["1", "2", "3", "4", "5", "6", "7", "8"])
     ]
@@ -71,9 +78,9 @@ def write_arcade(src: Path, per_split: dict[str, int] | None = None) -> Path:
         (folder / "annotations").mkdir()
         images, annotations = [], []
         for n in range(1, count + 1):
-            grey = np.full(ARCADE_SIZE, 150, np.uint8) + np.uint8(n)
+            grey = np.full(size, 150, np.uint8) + np.uint8(n)
             Image.fromarray(grey).save(folder / "images" / f"{n}.png")
-            images.append({"id": n, "file_name": f"{n}.png", "height": 512, "width": 512})
+            images.append({"id": n, "file_name": f"{n}.png", "height": height, "width": width})
             for k, category in enumerate((1, 3)):  # two vessel segments per image, as polygons
                 x0, y0 = 60 + 150 * k + n, 80 + 10 * n
                 poly = [x0, y0, x0 + 120, y0 + 20, x0 + 120, y0 + 40, x0, y0 + 20]

@@ -59,6 +59,16 @@ def test_arcade_release_converts_and_loads(tmp_path: Path, level: str) -> None:
     assert ds[0]["mask"].shape == (1, 128, 128)
 
 
+def test_arcade_non_square_images_keep_height_and_width_apart(tmp_path: Path) -> None:
+    # (H, W) = (256, 400): the second polygon of each image reaches x = 331, past the height.
+    src = write_arcade(tmp_path / "raw", {"train": 2, "val": 1, "test": 1}, size=(256, 400))
+    assert main(["arcade", "--src", str(src), "--dst", str(tmp_path / "out")]) == 0
+    mask = np.asarray(Image.open(tmp_path / "out" / "masks" / "val_1_mask.png")) > 0
+    assert mask.shape == (256, 400)
+    assert mask[98:110, 70:100].all() and mask[108:122, 290:320].all()  # both polygons where they were drawn
+    assert not mask[:, 340:].any() and not mask[160:].any()
+
+
 def test_arcade_per_category_writes_class_indices(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     src = write_arcade(tmp_path / "raw", {"train": 2, "val": 1, "test": 1})
     assert main(["arcade", "--src", str(src), "--dst", str(tmp_path / "out"), "--per-category"]) == 0
