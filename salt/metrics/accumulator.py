@@ -86,9 +86,12 @@ class MetricAccumulator:
         gt: Any,
         fov: Any | None = None,
         spacing: Sequence[float] = (1.0, 1.0),
+        class_names: Sequence[str] | None = None,
         **extra: Any,
     ) -> list[dict[str, Any]]:
         """Score one case and store one row per class.
+
+        This is the one place where evaluation, validation and the metrics tests turn masks into rows.
 
         Args:
             name: unique case name (e.g. the image stem).
@@ -96,18 +99,24 @@ class MetricAccumulator:
             gt: ground-truth mask of the same shape.
             fov: optional field-of-view mask ``(H, W)``.
             spacing: pixel size ``(sy, sx)`` for HD95.
+            class_names: when given, every row also gets ``class_name`` (the class index as text for a
+                class past the end of the list).
             **extra: further columns stored in every row of this case (e.g. ``resolution="original"``).
 
         Returns:
             The rows computed for this case.
         """
-        clash = sorted(set(extra) & set(RESERVED))
+        clash = sorted(set(extra) & {*RESERVED, "class_name"})
         if clash:
             raise ValueError(f"extra column names {clash} are reserved for the metric rows")
         pred_np, gt_np = as_mask(pred, "pred"), as_mask(gt, "gt")
         if pred_np.ndim == 2:
             pred_np, gt_np = pred_np[None], gt_np[None]  # (1, H, W)
         results = multiclass_metrics(pred_np, gt_np, spacing=spacing, fov=fov)
+        if class_names is not None:
+            for r in results:
+                c = r["class"]
+                r["class_name"] = str(class_names[c]) if c < len(class_names) else str(c)
         rows = [{"name": str(name), **r, **extra} for r in results]
         for row in rows:
             self._insert(row)

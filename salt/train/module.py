@@ -164,9 +164,7 @@ class SegmentationModule(L.LightningModule):
         logits = self.logits(batch)
         loss = self.loss(logits, batch)
         self.log("val/loss", loss, on_epoch=True, sync_dist=True, batch_size=len(logits))
-        self._val.merge(
-            evaluate_batch(logits.float(), batch, self.threshold, dataset=None, class_names=self.class_names)
-        )
+        evaluate_batch(logits.float(), batch, self.threshold, self._val, class_names=self.class_names)
 
     def on_validation_epoch_end(self) -> None:
         # Every process gathers every case, so the logged value is the same everywhere (no sync_dist).
@@ -190,16 +188,15 @@ class SegmentationModule(L.LightningModule):
         logits = self.logits(batch).float()
         dataset = self.trainer.test_dataloaders.dataset
         overlay_dir = self.output_dir / self.overlay_subdir if self.output_dir is not None else None
-        self._test.merge(
-            evaluate_batch(
-                logits,
-                batch,
-                self.threshold,
-                dataset=dataset if self.cfg["eval"].get("original_resolution", True) else None,
-                overlay_dir=overlay_dir,
-                overlays=int(self.cfg["eval"].get("overlays", 0)),
-                class_names=self.class_names,
-            )
+        evaluate_batch(
+            logits,
+            batch,
+            self.threshold,
+            self._test,
+            dataset=dataset if self.cfg["eval"].get("original_resolution", True) else None,
+            overlay_dir=overlay_dir,
+            overlays=int(self.cfg["eval"].get("overlays", 0)),
+            class_names=self.class_names,
         )
 
     def on_test_epoch_end(self) -> None:
