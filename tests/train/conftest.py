@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
+
+from tests.conftest import THREADS, shared_once, training_allowed
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -15,8 +18,13 @@ ROOT = Path(__file__).resolve().parents[2]
 def run_script(
     script: str, *overrides: str, env: dict | None = None, timeout: int = 600
 ) -> subprocess.CompletedProcess:
-    """Run ``python <script> overrides...`` from the project root; returns the finished process."""
-    full_env = {**os.environ, "OMP_NUM_THREADS": "2", "WANDB_MODE": "offline", **(env or {})}
+    """Run ``python <script> overrides...`` from the project root; returns the finished process.
+
+    ``train.py`` may only run inside a test marked slow (a refusal that trains nothing is tested in-process).
+    """
+    if script == "train.py":
+        training_allowed(f"train.py {' '.join(overrides)}")
+    full_env = {**os.environ, "OMP_NUM_THREADS": str(THREADS), "WANDB_MODE": "offline", **(env or {})}
     full_env.pop("SALT_DEBUG", None)
     return subprocess.run(
         [sys.executable, str(ROOT / script), *overrides],
@@ -49,10 +57,18 @@ def tiny_overrides(data_root: Path, run_dir: Path, *extra: str) -> list[str]:
 
 @pytest.fixture(scope="session")
 def smoke_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """One finished tiny training run shared by the tests that read its outputs."""
-    base = tmp_path_factory.mktemp("smoke")
-    run_dir = base / "run"
-    proc = run_script("train.py", *tiny_overrides(base / "synthetic", run_dir))
-    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
-    (base / "console.txt").write_text(proc.stdout + proc.stderr)  # what the user saw, for the log tests
-    return run_dir
+    """One finished tiny training run shared by the tests that read its outputs (trained once per session,
+    whatever the number of parallel workers; tests only read it)."""
+
+    def make(base: Path) -> Path:
+        run_dir = base / "run"
+        if not (run_dir / "metrics.json").is_file():
+            shutil.rmtree(run_dir, ignore_errors=True)  # what a failed attempt left
+            proc = run_script("train.py", *tiny_overrides(base / "synthetic", run_dir))
+            assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+            (base / "console.txt").write_text(
+                proc.stdout + proc.stderr
+            )  # what the user saw, for the log tests
+        return run_dir
+
+    return shared_once(tmp_path_factory, "smoke", make)
