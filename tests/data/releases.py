@@ -95,3 +95,39 @@ def write_arcade(
         coco = {"images": images, "annotations": annotations, "categories": categories}
         (folder / "annotations" / f"{split}.json").write_text(json.dumps(coco))
     return src / "arcade"
+
+
+DIAS_SIZE = (800, 800)
+
+
+def write_dias(
+    src: Path,
+    sequences: dict[str, dict[int, int]] | None = None,
+    size: tuple[int, int] = DIAS_SIZE,
+) -> Path:
+    """DIAS release layout ``DIAS/<split>/images/image_s<N>_i<K>.png`` + ``labels/label_s<N>.png``.
+
+    ``sequences`` maps a release split folder to ``{sequence number: frame count}``. Frames are 8-bit grey with
+    dark contrast that fills a different part of the sequence's vessels in each frame (the later frames reach
+    further), and the label (0/255) covers every vessel of the sequence, as in the release.
+    """
+    sequences = sequences or {"training": {0: 5, 1: 4, 10: 7}, "validation": {30: 6}}
+    root = src / "DIAS"
+    for folder, counts in sequences.items():
+        (root / folder / "images").mkdir(parents=True, exist_ok=True)
+        (root / folder / "labels").mkdir(parents=True, exist_ok=True)
+        for number, count in counts.items():
+            labels = vessel_labels(size, number)
+            Image.fromarray(labels.astype(np.uint8) * 255).save(
+                root / folder / "labels" / f"label_s{number}.png"
+            )
+            rng = np.random.default_rng(number)
+            reach = np.linspace(0.3, 1.0, count) * size[1]  # how far right the contrast has flowed
+            columns = np.arange(size[1])[None, :]
+            for k in range(count):
+                frame = np.clip(rng.normal(175, 4, size), 0, 255)
+                frame[labels & (columns < reach[k])] -= 40 + 3 * k
+                Image.fromarray(frame.astype(np.uint8)).save(
+                    root / folder / "images" / f"image_s{number}_i{k}.png"
+                )
+    return root

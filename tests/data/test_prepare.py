@@ -143,7 +143,7 @@ def test_user_mistakes_fail_with_a_message(tmp_path: Path, capsys: pytest.Captur
     assert main(["drive", "--src", str(tmp_path / "raw"), "--dst", str(tmp_path / "y")]) == 1
     assert "21_training_mask.gif: missing" in capsys.readouterr().err
     assert main(["dias", "--src", str(tmp_path), "--dst", str(tmp_path / "z")]) == 1
-    assert "needs --images and --masks" in capsys.readouterr().err
+    assert "not a DIAS release" in capsys.readouterr().err
     assert not (tmp_path / "x").exists() and not (tmp_path / "y").exists() and not (tmp_path / "z").exists()
 
 

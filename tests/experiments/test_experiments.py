@@ -47,6 +47,7 @@ RUN_COUNTS = {
     "proxy_lr_search": 12,
     "table1_sam2": 60,
     "table1_sam2_reduced": 8,
+    "dias_real": 9,
 }
 
 

@@ -15,6 +15,7 @@ from pathlib import Path
 from salt.data.check import check_dataset
 from salt.data.layout import SPLITS, DatasetError
 from salt.data.prepare.arcade import TASKS, convert_arcade
+from salt.data.prepare.dias import FRAME_RULES, convert_dias
 from salt.data.prepare.drive import convert_drive
 from salt.data.prepare.folder import PRESETS, convert_folder, preset_spec
 from salt.data.writer import DatasetWriter
@@ -25,7 +26,7 @@ _HELP = {
     "folder": "any release: an image folder, a mask folder and a mask-name pattern",
     "rose": "ROSE-1 release (ROSE-1/SVC/{train,test}/{img,gt})",
     "xray_angio": "XRay-Angio / DCA1 release (Database_134_Angiograms/<i>.pgm, <i>_gt.pgm)",
-    "dias": "DIAS release (give --images and --masks)",
+    "dias": "DIAS release ({training,validation,test}/images/image_s<N>_i<K>.png, labels/label_s<N>.png)",
 }
 
 
@@ -75,6 +76,14 @@ def build_parser() -> argparse.ArgumentParser:
                 "--task", choices=TASKS, default="syntax", help="ARCADE task folder (syntax)"
             )
             command.add_argument("--per-category", action="store_true", help="class indices instead of union")
+        elif name == "dias":
+            command.add_argument(
+                "--frames",
+                choices=FRAME_RULES,
+                default="three",
+                help="a sequence's frames to one input: first/middle/last frame as RGB, minimum-intensity "
+                "projection, or last frame (three)",
+            )
         elif name != "drive":
             _folder_arguments(command, name)
     return parser
@@ -87,6 +96,8 @@ def convert(args: argparse.Namespace) -> DatasetWriter:
         return convert_drive(args.src, args.dst, **common)
     if args.name == "arcade":
         return convert_arcade(args.src, args.dst, task=args.task, per_category=args.per_category, **common)
+    if args.name == "dias":
+        return convert_dias(args.src, args.dst, frames=args.frames, **common)
     spec = preset_spec(
         args.name,
         images=args.images,

@@ -1,4 +1,4 @@
-"""The generic ``folder`` converter and the release presets built on it (``rose``, ``xray_angio``, ``dias``).
+"""The generic ``folder`` converter and the release presets built on it (``rose``, ``xray_angio``).
 
 An image folder, a mask folder and a mask-name pattern describe a release. A folder path containing
 ``{split}`` is looked up once per split (``train``/``training``, ``val``/``validation``, ``test``/``testing``),
@@ -47,8 +47,6 @@ PRESETS = {
         n_test=41,
         root_names=("Database_134_Angiograms",),
     ),
-    # DIAS: the release's folder names are not documented here, so --images and --masks are required.
-    "dias": FolderSpec(images=None, masks=None, n_test=10),
 }
 
 
