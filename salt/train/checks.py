@@ -27,6 +27,7 @@ def check_train_config(cfg: Mapping) -> None:
         key = "trainer.max_epochs" if trainer.get("max_epochs") == 0 else "trainer.max_steps"
         raise ConfigError(f"{key}=0 with fit=true trains nothing; use fit=false to test the model as built")
     positive_int("data.batch_size", cfg["data"]["batch_size"])
+    check_patch(cfg)
     workers = cfg["data"].get("num_workers", 0)
     if isinstance(workers, bool) or not isinstance(workers, int) or workers < 0:
         raise ConfigError(f"data.num_workers={workers!r} must be an int >= 0")
@@ -55,3 +56,27 @@ def make_output_folders(cfg: Mapping) -> None:
         for name, entry in (cfg.get(group) or {}).items():
             if isinstance(entry, Mapping) and entry.get(field):
                 make_folder(f"{group}.{name}.{field}", entry[field])
+
+
+def check_patch(cfg: Mapping) -> None:
+    """Refuse a patch-mode configuration that cannot run: invalid ``patch`` settings, or box/point prompts
+    (windows take class prompts only; an image-level box or point set is not cut per window).
+
+    Args:
+        cfg: a resolved run configuration as a plain dict (``patch`` absent or null: resized mode).
+    """
+    patch = cfg.get("patch")
+    if not patch:
+        return
+    from salt.data.patches import PatchSettings
+
+    try:
+        PatchSettings.from_config(patch)
+    except ValueError as err:
+        raise ConfigError(str(err)) from None
+    mode = (cfg.get("prompt") or {}).get("mode", "class")
+    if mode != "class":
+        raise ConfigError(
+            f"prompt={mode}: patch mode takes class prompts only (a box or points given for the whole image "
+            "are not cut per window); use prompt=class or patch=none"
+        )

@@ -10,6 +10,7 @@ import torch
 from torch.utils.data import DataLoader
 
 from salt.data import DatasetError, VesselDataset, ensure_synthetic
+from salt.data.patches import PatchSettings, PatchTrainDataset, WholeImageDataset
 from salt.data.prompts import PromptSettings
 from salt.data.shapes import ensure_shapes
 
@@ -28,6 +29,9 @@ class VesselDataModule(L.LightningDataModule):
         batch_size, num_workers, pin_memory: DataLoader settings.
         test_split: the split :meth:`test_dataloader` serves (``test`` normally; ``val``/``train`` for eval.py).
         prompt: the ``prompt`` config (``configs/prompt``); box and point modes add their prompts to every item.
+        patch: the ``patch`` config (``configs/patch``) for patch mode: training windows drawn from the images
+            at ``patch.scale`` (:class:`~salt.data.patches.PatchTrainDataset`), whole images one per batch at
+            validation and test (:class:`~salt.data.patches.WholeImageDataset`); None: resized mode.
     """
 
     def __init__(
@@ -38,15 +42,17 @@ class VesselDataModule(L.LightningDataModule):
         pin_memory: bool = True,
         test_split: str = "test",
         prompt: dict | None = None,
+        patch: dict | None = None,
     ) -> None:
         super().__init__()
         self.prompts = PromptSettings(**prompt) if prompt else None
+        self.patch = PatchSettings.from_config(patch) if patch else None
         self.cfg = dataset
         self.batch_size = batch_size
         self.num_workers = num_workers
         self.pin_memory = pin_memory
         self.test_split = test_split
-        self.datasets: dict[str, VesselDataset] = {}
+        self.datasets: dict[str, VesselDataset | PatchTrainDataset | WholeImageDataset] = {}
 
     @property
     def root(self) -> Path:
@@ -68,21 +74,32 @@ class VesselDataModule(L.LightningDataModule):
                 "(see datasets/README.md) or set dataset.root"
             )
 
-    def _dataset(self, split: str, augment: bool) -> VesselDataset:
-        if split not in self.datasets:
-            self.datasets[split] = VesselDataset(
-                self.root,
-                split,
-                img_size=int(self.cfg["img_size"]),
-                resize=self.cfg.get("resize", "longest_pad"),
-                augment=self.cfg.get("augment") if augment else None,
-                label_map=self.cfg.get("label_map"),
-                num_classes=int(self.cfg["num_classes"]),
-                cache=bool(self.cfg.get("cache", True)),
-                prompts=self.prompts,
-                **({"slice_axis": self.cfg["slice_axis"]} if "slice_axis" in self.cfg else {}),
-            )
+    def _dataset(self, split: str, augment: bool) -> VesselDataset | PatchTrainDataset | WholeImageDataset:
+        if split in self.datasets:
+            return self.datasets[split]
+        if self.patch is None:
+            self.datasets[split] = self._split(split, augment)
+        elif augment:
+            size = int(self.cfg["img_size"])
+            base = self._split(split, augment=False)
+            self.datasets[split] = PatchTrainDataset(base, size, self.patch, self.cfg.get("augment"))
+        else:
+            self.datasets[split] = WholeImageDataset(self._split(split, augment=False), self.patch)
         return self.datasets[split]
+
+    def _split(self, split: str, augment: bool) -> VesselDataset:
+        return VesselDataset(
+            self.root,
+            split,
+            img_size=int(self.cfg["img_size"]),
+            resize=self.cfg.get("resize", "longest_pad"),
+            augment=self.cfg.get("augment") if augment else None,
+            label_map=self.cfg.get("label_map"),
+            num_classes=int(self.cfg["num_classes"]),
+            cache=bool(self.cfg.get("cache", True)),
+            prompts=self.prompts,
+            **({"slice_axis": self.cfg["slice_axis"]} if "slice_axis" in self.cfg else {}),
+        )
 
     def setup(self, stage: str | None = None) -> None:
         if stage in (None, "fit"):
@@ -92,9 +109,11 @@ class VesselDataModule(L.LightningDataModule):
             self._dataset(self.test_split, augment=False)
 
     def _loader(self, split: str, shuffle: bool) -> DataLoader:
+        # Whole images of a split may differ in size: in patch mode they go one per batch.
+        whole = isinstance(self.datasets[split], WholeImageDataset)
         return DataLoader(
             self.datasets[split],
-            batch_size=self.batch_size,
+            batch_size=1 if whole else self.batch_size,
             shuffle=shuffle,
             num_workers=self.num_workers,
             pin_memory=self.pin_memory and torch.cuda.is_available(),

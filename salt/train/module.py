@@ -15,6 +15,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from salt.losses import FocalDiceLoss
 from salt.metrics import MetricAccumulator
+from salt.model.sliding import sliding_window_logits, use_image_range
 from salt.peft import after_optimizer_step, base_fingerprint, regularization, set_training_steps
 from salt.train.errors import ConfigError, NonFiniteLossError
 from salt.train.evaluation import evaluate_batch
@@ -65,6 +66,13 @@ class SegmentationModule(L.LightningModule):
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(int(cfg.get("seed", 0)))
             self.model, self.build_info = build_network(cfg)
+        # Patch mode: training sees windows of the input side, validation and test whole images through a
+        # sliding window (salt.data.patches); the normaliser may take its range from the whole image.
+        self.patch = cfg.get("patch") or None
+        try:
+            use_image_range(self.model, self.patch)
+        except ValueError as err:
+            raise ConfigError(str(err)) from None
         self.base_fingerprint = self._fingerprint()
         loss = cfg["loss"]
         self.loss_fn = FocalDiceLoss(
@@ -100,6 +108,20 @@ class SegmentationModule(L.LightningModule):
     def logits(self, batch: dict) -> torch.Tensor:
         """Logits of a batch, with the box or point prompts it carries (``salt.data.prompts``)."""
         return self(batch["image"], {k: batch[k] for k in PROMPT_KEYS if k in batch})
+
+    def whole_image_logits(self, batch: dict) -> torch.Tensor:
+        """Logits ``(B, C, H, W)`` of a batch of whole images: a sliding window of the model's input side in
+        patch mode, one forward pass of the ``(B, 3, S, S)`` input otherwise."""
+        if self.patch is None:
+            return self.logits(batch)
+        return sliding_window_logits(
+            self.model,
+            batch["image"],
+            window=int(self.cfg["dataset"]["img_size"]),
+            overlap=float(self.patch["overlap"]),
+            blend=str(self.patch["blend"]),
+            sw_batch_size=int(self.patch["sw_batch_size"]),
+        )
 
     def trainable_names(self) -> set[str]:
         """State-dict keys of the trainable tensors (what a checkpoint stores)."""
@@ -161,7 +183,7 @@ class SegmentationModule(L.LightningModule):
         self._val = MetricAccumulator(key=ROW_KEY)
 
     def validation_step(self, batch: dict, batch_idx: int) -> None:
-        logits = self.logits(batch)
+        logits = self.whole_image_logits(batch)
         loss = self.loss(logits, batch)
         self.log("val/loss", loss, on_epoch=True, sync_dist=True, batch_size=len(logits))
         evaluate_batch(logits.float(), batch, self.threshold, self._val, class_names=self.class_names)
@@ -185,7 +207,7 @@ class SegmentationModule(L.LightningModule):
         self._test = MetricAccumulator(key=ROW_KEY)
 
     def test_step(self, batch: dict, batch_idx: int) -> None:
-        logits = self.logits(batch).float()
+        logits = self.whole_image_logits(batch).float()
         dataset = self.trainer.test_dataloaders.dataset
         overlay_dir = self.output_dir / self.overlay_subdir if self.output_dir is not None else None
         evaluate_batch(

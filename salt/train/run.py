@@ -78,7 +78,9 @@ def train(cfg: DictConfig) -> dict:
     make_output_folders(plain)
     L.seed_everything(int(cfg.seed), workers=True)
 
-    datamodule = VesselDataModule(plain["dataset"], **plain["data"], prompt=plain.get("prompt"))
+    datamodule = VesselDataModule(
+        plain["dataset"], **plain["data"], prompt=plain.get("prompt"), patch=plain.get("patch")
+    )
     datamodule.prepare_data()
     datamodule.setup("fit")
     module = SegmentationModule(plain)
@@ -205,7 +207,12 @@ def evaluate(cfg: DictConfig) -> dict:
     module.threshold = float(eval_cfg["threshold"])
     prompt = eval_prompt(run_cfg, OmegaConf.to_container(cfg.prompt, resolve=True) if "prompt" in cfg else {})
     datamodule = VesselDataModule(
-        run_cfg["dataset"], batch_size=batch_size, num_workers=0, test_split=str(cfg.split), prompt=prompt
+        run_cfg["dataset"],
+        batch_size=batch_size,
+        num_workers=0,
+        test_split=str(cfg.split),
+        prompt=prompt,
+        patch=run_cfg.get("patch"),
     )
     datamodule.prepare_data()
     datamodule.setup("test")

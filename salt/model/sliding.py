@@ -1,0 +1,73 @@
+"""Sliding-window inference over whole images in patch mode (MONAI's ``sliding_window_inference``)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from typing import Any
+
+import torch
+from monai.inferers import sliding_window_inference
+from torch import nn
+
+from salt.model.normalize import MinMaxNormalize
+
+
+def sliding_window_logits(
+    predictor: Callable[[torch.Tensor], torch.Tensor],
+    images: torch.Tensor,
+    window: int,
+    overlap: float,
+    blend: str,
+    sw_batch_size: int,
+) -> torch.Tensor:
+    """Logits ``(B, C, H, W)`` of whole images ``(B, 3, H, W)`` from a network of input side ``window``.
+
+    Windows ``window x window`` step by ``window * (1 - overlap)``, ``sw_batch_size`` of them go through
+    ``predictor`` at once, and overlapping logits are averaged with ``blend`` weights (``gaussian``:
+    centre-weighted, ``constant``: plain mean). An image smaller than a window is padded with zeros and the
+    padding cropped off again. An image of exactly one window gives ``predictor``'s output unchanged.
+    """
+    return sliding_window_inference(
+        images,
+        roi_size=(window, window),
+        sw_batch_size=sw_batch_size,
+        predictor=predictor,
+        overlap=overlap,
+        mode=blend,
+        padding_mode="constant",
+        cval=0.0,
+    )
+
+
+class ImageRangeScale(nn.Module):
+    """Inputs already stretched to [0, 255] by their whole image's range (``patch.normalize: image``), mapped
+    to [0, 1] as a min-max backbone expects: ``x / 255`` (no per-window statistics)."""
+
+    def forward(self, images: torch.Tensor) -> torch.Tensor:
+        """``(B, 3, H, W)`` -> ``(B, 3, H, W)``."""
+        return images / 255.0
+
+    def spec(self) -> dict:
+        """The normalisation as data (for an exported model's description)."""
+        return {"kind": "image_min_max_then_divide", "divisor": 255.0}
+
+
+def use_image_range(model: nn.Module, patch: Mapping[str, Any] | None) -> None:
+    """With ``patch.normalize: image``, replace a min-max backbone's per-input normaliser by
+    :class:`ImageRangeScale` (the data pipeline has stretched each whole image to [0, 255]).
+
+    Raises:
+        ValueError: ``normalize: image`` on a network without a min-max normaliser (mean/std backbones
+            normalise by constants, the same for a window and its image).
+    """
+    if not patch or patch.get("normalize", "window") != "image":
+        return
+    found = [name for name, module in model.named_modules() if isinstance(module, MinMaxNormalize)]
+    if not found:
+        raise ValueError(
+            "patch.normalize=image applies to per-image min-max backbones (LiteMedSAM) only; this network "
+            "normalises by constants, the same for a window and its image: use patch.normalize=window"
+        )
+    for name in found:
+        parent_name, _, attr = name.rpartition(".")
+        setattr(model.get_submodule(parent_name) if parent_name else model, attr, ImageRangeScale())

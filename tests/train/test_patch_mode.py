@@ -1,0 +1,166 @@
+"""Patch mode through the training module on every backbone family: windows train, whole images are predicted
+by a sliding window of the input side (MONAI), one window equals one forward pass, images smaller than a
+window are padded; patch-mode settings that cannot run are refused in one line."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import torch
+from hydra import compose, initialize_config_dir
+from omegaconf import OmegaConf
+
+from salt.errors import ConfigError
+from salt.model.normalize import MinMaxNormalize
+from salt.model.sliding import ImageRangeScale
+from salt.train.checks import check_train_config
+from salt.train.datamodule import VesselDataModule
+from salt.train.module import SegmentationModule
+from tests.data.test_patches import write_set
+
+CONFIGS = Path(__file__).resolve().parents[2] / "configs"
+SIZE = 64
+
+
+def config(root: Path, *overrides: str) -> dict:
+    with initialize_config_dir(config_dir=str(CONFIGS), version_base="1.3"):
+        cfg = compose(
+            "train",
+            overrides=[
+                "patch=native",
+                "dataset=synthetic",
+                f"dataset.root={root}",
+                f"dataset.img_size={SIZE}",
+                "patch.windows_per_epoch=4",
+                "patch.sw_batch_size=4",
+                "data.batch_size=2",
+                *overrides,
+            ],
+        )
+        cfg.paths.output_dir = str(root.parent / "out")
+        return OmegaConf.to_container(cfg, resolve=True)
+
+
+@pytest.fixture(scope="module")
+def data_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    # 150 x 110 px images: larger than a 64 px window, not a multiple of it, not square
+    return write_set(tmp_path_factory.mktemp("patches") / "set", size=(150, 110), n=3)
+
+
+def datamodule(cfg: dict) -> VesselDataModule:
+    data = VesselDataModule(cfg["dataset"], batch_size=2, prompt=cfg["prompt"], patch=cfg["patch"])
+    data.setup("fit")
+    data.setup("test")
+    return data
+
+
+MODELS = {
+    "sam_tiny": ["model=sam_tiny"],
+    "sam_vit_b": ["model=sam_vit_b", "model.checkpoint=null", "peft=lora"],
+    "sam2_hiera_t": ["model=sam2_hiera_t", "model.checkpoint=null", "peft=lora"],
+    "unet": [
+        "model=unet",
+        "peft=none",
+        "model.kwargs.channels=[4,8,16]",
+        "model.kwargs.strides=[2,2]",
+        "model.kwargs.num_res_units=1",
+    ],
+}
+
+
+@pytest.mark.parametrize("model", list(MODELS))
+def test_windows_train_and_whole_images_are_predicted(model: str, data_root: Path) -> None:
+    cfg = config(data_root, *MODELS[model])
+    data = datamodule(cfg)
+    module = SegmentationModule(cfg)
+    batch = next(iter(data.train_dataloader()))
+    assert tuple(batch["image"].shape) == (2, 3, SIZE, SIZE)
+    loss = module.loss(module.logits(batch), batch)
+    loss.backward()
+    trained = [p for p in module.model.parameters() if p.requires_grad]
+    assert any(p.grad is not None and p.grad.abs().sum() > 0 for p in trained)
+    module.eval()
+    whole = next(iter(data.test_dataloader()))
+    assert tuple(whole["image"].shape) == (1, 3, 150, 110)
+    with torch.no_grad():
+        logits = module.whole_image_logits(whole)
+    assert tuple(logits.shape) == (1, 1, 150, 110)
+    assert torch.isfinite(logits).all()
+
+
+def test_an_image_of_one_window_gives_the_single_forward_pass(tmp_path: Path) -> None:
+    cfg = config(write_set(tmp_path / "set", size=(SIZE, SIZE)), "model=sam_tiny")
+    module = SegmentationModule(cfg).eval()
+    images = torch.rand(2, 3, SIZE, SIZE, generator=torch.Generator().manual_seed(0)) * 255
+    with torch.no_grad():
+        single = module.model(images)
+        for blend in ("gaussian", "constant"):
+            module.patch = {**cfg["patch"], "blend": blend}
+            windowed = module.whole_image_logits({"image": images})
+            torch.testing.assert_close(windowed, single, rtol=1e-5, atol=1e-5)
+
+
+def test_an_image_smaller_than_a_window_is_padded_and_cropped_back(tmp_path: Path) -> None:
+    cfg = config(write_set(tmp_path / "set", size=(40, 52)), "model=sam_tiny")
+    module = SegmentationModule(cfg).eval()
+    image = torch.rand(1, 3, 40, 52, generator=torch.Generator().manual_seed(0)) * 255
+    padded = torch.zeros(1, 3, SIZE, SIZE)
+    padded[..., 12:52, 6:58] = (
+        image  # MONAI pads symmetrically: (64 - 40) / 2 = 12 rows, (64 - 52) / 2 = 6 cols
+    )
+    with torch.no_grad():
+        expected = module.model(padded)[..., 12:52, 6:58]
+        windowed = module.whole_image_logits({"image": image})
+    assert tuple(windowed.shape) == (1, 1, 40, 52)
+    torch.testing.assert_close(windowed, expected, rtol=1e-5, atol=1e-5)
+
+
+class FirstChannel(torch.nn.Module):
+    """Logits = the input's first channel, for inputs of the window's side only (as the networks)."""
+
+    def forward(self, images: torch.Tensor) -> torch.Tensor:
+        assert tuple(images.shape[-2:]) == (SIZE, SIZE)
+        return images[:, :1]
+
+
+def test_a_sliding_window_covers_every_pixel_with_blended_windows(tmp_path: Path) -> None:
+    # A network whose logits are its input's first channel: blending any windows of it gives the image back.
+    cfg = config(write_set(tmp_path / "set"), "model=sam_tiny", "patch.overlap=0.25")
+    module = SegmentationModule(cfg)
+    module.model = FirstChannel()
+    image = torch.rand(1, 3, 150, 110, generator=torch.Generator().manual_seed(0))
+    torch.testing.assert_close(module.whole_image_logits({"image": image}), image[:, :1])
+
+
+def test_image_normalisation_replaces_the_min_max_normaliser_only(tmp_path: Path) -> None:
+    root = write_set(tmp_path / "set")
+    lite = SegmentationModule(config(root, "model=sam_tiny"))
+    assert any(isinstance(m, MinMaxNormalize) for m in lite.model.modules()) is False
+    with pytest.raises(ConfigError, match=r"patch\.normalize=image applies to per-image min-max backbones"):
+        SegmentationModule(config(root, "model=sam_tiny", "patch.normalize=image"))
+
+
+@pytest.mark.slow
+def test_image_normalisation_on_litemedsam(tmp_path: Path) -> None:
+    root = write_set(tmp_path / "set")
+    module = SegmentationModule(
+        config(root, "model=medsam_lite", "dataset.img_size=256", "patch.normalize=image")
+    )
+    kinds = {type(m) for m in module.model.modules()}
+    assert ImageRangeScale in kinds and MinMaxNormalize not in kinds
+
+
+@pytest.mark.parametrize(
+    ("overrides", "message"),
+    [
+        (["prompt=box"], r"prompt=box: patch mode takes class prompts only"),
+        (["prompt=class+point"], r"prompt=class\+point: patch mode takes class prompts only"),
+        (["patch.overlap=1"], r"patch\.overlap=1 must be in \[0, 1\)"),
+    ],
+)
+def test_patch_settings_that_cannot_run_are_refused(
+    overrides: list[str], message: str, tmp_path: Path
+) -> None:
+    with pytest.raises(ConfigError, match=message):
+        check_train_config(config(tmp_path / "set", "model=sam_tiny", *overrides))
