@@ -128,7 +128,9 @@ def _read_prompts(
             "(the format is in salt/data/prompt_file.py)"
         )
     sizes = _plane_sizes(files, slice_axis)
-    prompts = read_prompts(prompts_file, {k: v for planes in sizes.values() for k, v in planes.items()}, class_names)
+    prompts = read_prompts(
+        prompts_file, {k: v for planes in sizes.values() for k, v in planes.items()}, class_names
+    )
     for stem, per_class in prompts.items():
         for c, prompt in per_class.items():
             if (kind == "box") != (prompt.box is not None) or (kind == "box") == bool(prompt.points):
@@ -276,7 +278,9 @@ class _Writer:
             return
         stem, suffix = file_stem(volume.source), file_suffix(volume.source)
         axis = volume.slice_axis
-        write_volume_like(volume.source, volume.stack(volume.labels, axis), self.out_dir / f"{stem}_mask{suffix}")
+        write_volume_like(
+            volume.source, volume.stack(volume.labels, axis), self.out_dir / f"{stem}_mask{suffix}"
+        )
         self.written.append(f"{stem}_mask{suffix}")
         if volume.classes:
             per_class = volume.stack(volume.classes, axis + 1 if axis >= 0 else axis)  # (C, ...) class first
@@ -375,7 +379,9 @@ def predict(cfg: DictConfig) -> dict:
     seconds = time.perf_counter() - start
     count = writer.planes
     rate = count / seconds if seconds > 0 else 0.0
-    log.info("wrote %d masks to %s; skipped %d unreadable file(s)", len(writer.written), out_dir, len(skipped))
+    log.info(
+        "wrote %d masks to %s; skipped %d unreadable file(s)", len(writer.written), out_dir, len(skipped)
+    )
     for name, reason in skipped.items():
         log.info("  skipped %s: %s", name, reason)
     log.info(

@@ -86,7 +86,12 @@ def test_eval_resizes_another_data_set_to_the_networks_input_size(class_run: Pat
     out = tmp_path / "eval"
     other = ["dataset=synthetic", f"dataset.root={tmp_path / 'other'}", "dataset.synthetic.n=6"]
     proc = run_script(
-        "eval.py", f"ckpt={class_run}", *other, "dataset.synthetic.size=80", "split=train", f"hydra.run.dir={out}"
+        "eval.py",
+        f"ckpt={class_run}",
+        *other,
+        "dataset.synthetic.size=80",
+        "split=train",
+        f"hydra.run.dir={out}",
     )
     output = proc.stdout + proc.stderr
     assert proc.returncode == 0, output[-3000:]
@@ -94,6 +99,7 @@ def test_eval_resizes_another_data_set_to_the_networks_input_size(class_run: Pat
     assert metrics["config"]["dataset"]["img_size"] == 64
     assert metrics["config"]["dataset"]["root"] == str(tmp_path / "other")
     assert metrics["mean"]["n_cases"] == 4  # 6 images: 1 test, 1 validation, 4 training
+    assert metrics["mean_original"]["n_cases"] == 4  # scored on the 80 px originals too
     assert "images resized to 64 x 64" in output
 
 
@@ -139,24 +145,28 @@ def test_eval_refuses_another_model_naming_the_checkpoints(class_run: Path, tmp_
     ],
 )
 def test_predict_refuses_an_output_that_is_no_folder(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, output: str, expected: str
+    class_run: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, output: str, expected: str
 ) -> None:
     monkeypatch.chdir(tmp_path)
     images = _images(tmp_path / "images", ["a.png"])
     (tmp_path / "a_file").write_text("kept")
     before = sorted(p.relative_to(tmp_path) for p in tmp_path.rglob("*"))
     with pytest.raises(ConfigError) as refused:
-        predict(_predict_cfg(tmp_path / "no_run", images, Path(output)))
+        predict(_predict_cfg(class_run, images, Path(output)))
     assert str(refused.value).startswith(f"output={output}: ") and expected in str(refused.value)
     assert "\n" not in str(refused.value)
     assert sorted(p.relative_to(tmp_path) for p in tmp_path.rglob("*")) == before
 
 
-def test_predict_output_refusal_is_one_line_from_the_command_line(tmp_path: Path) -> None:
+def test_predict_output_refusal_is_one_line_from_the_command_line(class_run: Path, tmp_path: Path) -> None:
     images = _images(tmp_path / "images", ["a.png"])
     out = tmp_path / "mask.png"
     proc = run_script(
-        "predict.py", f"ckpt={tmp_path}", f"input={images}", f"output={out}", f"hydra.run.dir={tmp_path / 'h'}"
+        "predict.py",
+        f"ckpt={class_run}",
+        f"input={images}",
+        f"output={out}",
+        f"hydra.run.dir={tmp_path / 'h'}",
     )
     assert f"error: output={out}: names an image file (.png)" in _one_error_line(proc)
     assert not out.exists() and not (tmp_path / "h").exists()
