@@ -229,3 +229,30 @@ def labels_to_masks(
         classes = np.array([label_map.get(float(v), 0) for v in values], dtype=np.int64)
     class_plane = classes[inverse].reshape(labels.shape)  # (H, W) class index per pixel
     return class_plane[None] == np.arange(1, num_classes + 1)[:, None, None]  # (C, H, W)
+
+
+def write_volume_like(source: Path, array: np.ndarray, target: Path) -> Path:
+    """Write ``array`` ``(X, Y[, Z])`` (the voxel order :func:`load_array` gives) to ``target`` in the format of
+    the volume ``source``, with its geometry: the affine and header of a NIfTI file, the origin, spacing and
+    direction of an MHA/MHD/NRRD file. ``target``'s suffix names the format (``.nii.gz``, ``.mha``, ...).
+
+    Returns:
+        ``target``.
+    """
+    if file_suffix(source) in SITK_SUFFIXES:
+        reference = SimpleITK.ImageFileReader()
+        reference.SetFileName(str(source))
+        reference.ReadImageInformation()
+        # (X, Y, Z) -> SimpleITK's (Z, Y, X)
+        image = SimpleITK.GetImageFromArray(np.ascontiguousarray(array.T))
+        image.SetOrigin(reference.GetOrigin())
+        image.SetSpacing(reference.GetSpacing())
+        image.SetDirection(reference.GetDirection())
+        SimpleITK.WriteImage(image, str(target), True)
+        return target
+    reference = nib.load(source)
+    image = type(reference)(array, reference.affine, reference.header)
+    image.set_data_dtype(array.dtype)
+    image.header.set_slope_inter(1.0, 0.0)  # the labels as they are, whatever the source's intensity scaling
+    nib.save(image, target)
+    return target

@@ -23,6 +23,7 @@ from salt.export.graph import INPUT_NAMES, OUTPUT_NAMES, ExportedSegmenter
 from salt.model.backbones import backbone
 from salt.model.segmenter import SamSegmenter
 from salt.peft import merge
+from salt.train.checks import check_output
 from salt.train.errors import ConfigError
 from salt.train.loading import load_trained
 
@@ -44,19 +45,6 @@ RESIZE_RULES = {
 def sidecar_path(output: Path) -> Path:
     """Where the description of ``output`` goes: ``<output>.json`` (``model.onnx`` -> ``model.onnx.json``)."""
     return output.with_name(output.name + ".json")
-
-
-def _check_output(output: Path) -> None:
-    """Refuse an ``output`` that is a folder or lies in a folder that cannot be created or written to."""
-    if output.is_dir():
-        raise ConfigError(f"output={output}: is a folder; give a file name (e.g. {output / 'model.onnx'})")
-    parent = output.parent
-    try:
-        parent.mkdir(parents=True, exist_ok=True)
-        with tempfile.NamedTemporaryFile(dir=parent):
-            pass
-    except OSError as exc:
-        raise ConfigError(f"output={output}: cannot write to {parent} ({exc.strerror})") from None
 
 
 def _write_onnx(model: ExportedSegmenter, example: torch.Tensor, path: Path) -> None:
@@ -146,7 +134,7 @@ def export(cfg: DictConfig) -> dict:
     if fmt not in FORMATS:
         raise ConfigError(f"format={fmt}: unknown export format; valid: {', '.join(FORMATS)}")
     output = Path(str(cfg.output))
-    _check_output(output)
+    check_output("output", output, "file", example="model.onnx")
     module, run_cfg = load_trained(cfg.ckpt, cfg.get("base_checkpoint"))
     network = module.model
     if not isinstance(network, SamSegmenter):
@@ -167,6 +155,7 @@ def export(cfg: DictConfig) -> dict:
     model = ExportedSegmenter(merged).eval()
     example = torch.rand(EXAMPLE_BATCH, 3, model.img_size, model.img_size) * 255
     info = describe(model, fmt, output, run_cfg, threshold, str(cfg.ckpt))
+    output.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=f".{output.name}.", dir=output.parent))
     try:
         target = staging / output.name

@@ -53,6 +53,8 @@ TARGETING_FIELDS = (
     "layers_pattern",
     "modules_to_save",
 )
+# The field holding a peft config's rank, first match: AdaLoRA's target (it has r too, unused), LoRA-like r, OSF's.
+RANK_FIELDS = ("target_r", "r", "effective_rank")
 # Until the training loop gives the run's step count, `schedule` fractions resolve against this count only so
 # that peft's config checks pass; a schedule acts only in training, where after_optimizer_step requires the
 # real count.
@@ -108,12 +110,16 @@ class HuggingFace(Method):
         label: the results-table row; None derives one from the class and the given fields.
         layer_types: the matched targets' types this method adapts (``Linear``, ``Conv2d``).
         schedule: integer fields of ``config`` given as fractions in [0, 1] of the run's optimizer steps.
+        rank: must stay None: a peft config's rank is one of its own fields (``config.r``, AdaLoRA's
+            ``config.target_r``, OSF's ``config.effective_rank``); a value is refused naming that field, so that
+            ``peft.rank=...``, the rank of this project's methods, never passes silently.
     """
 
     config: dict[str, Any] = field(default_factory=lambda: {"_target_": "peft.LoraConfig"})
     label: str | None = None
     layer_types: list[str] = field(default_factory=lambda: list(LAYER_TYPES))
     schedule: dict[str, float] = field(default_factory=dict)
+    rank: Any = None
 
     def __post_init__(self) -> None:
         if not isinstance(self.config, Mapping) or "_target_" not in self.config:
@@ -122,6 +128,12 @@ class HuggingFace(Method):
             )
         cls = _config_class(self.config["_target_"])
         valid = {f.name for f in dataclasses.fields(cls) if f.init}
+        if self.rank is not None:
+            rank_field = next((k for k in RANK_FIELDS if k in valid), "r")
+            raise ConfigError(
+                f"option rank={self.rank!r}: a peft method ({self.config['_target_']}) takes its rank as "
+                f"config.{rank_field}; give peft.config.{rank_field}={self.rank}"
+            )
         given = [k for k, v in self.config.items() if k != "_target_" and v is not None]
         for key in [*given, *self.schedule]:
             if key not in valid:

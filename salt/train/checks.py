@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import tempfile
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+from salt.data.layout import file_suffix, is_supported
 from salt.errors import ConfigError
 
 
@@ -80,3 +82,43 @@ def check_patch(cfg: Mapping) -> None:
             f"prompt={mode}: patch mode takes class prompts only (a box or points given for the whole image "
             "are not cut per window); use prompt=class or patch=none"
         )
+
+
+def check_output(key: str, path: str | Path, kind: str = "file", example: str = "") -> Path:
+    """Refuse, in one line naming ``key``, an output ``path`` that cannot be written as a ``kind``.
+
+    Nothing is created: a ``file`` must not be a folder, and its folder must exist or be creatable and be
+    writable; a ``folder`` must not be a file or have an image file's name (``mask.png``), and must exist or be
+    creatable in a writable folder.
+
+    Args:
+        key: the config key that gave ``path``, for the message.
+        path: the output file or folder.
+        kind: ``file`` or ``folder``.
+        example: a name to suggest in the message (a file name for a folder given as ``file``, a folder name for
+            an image file name given as ``folder``).
+
+    Returns:
+        ``path`` as a :class:`~pathlib.Path`.
+    """
+    path = Path(path)
+    if kind == "file" and path.is_dir():
+        raise ConfigError(f"{key}={path}: is a folder; give a file name (e.g. {path / (example or 'out')})")
+    if kind == "folder":
+        if path.exists() and not path.is_dir():
+            raise ConfigError(f"{key}={path}: is a file; give a folder (new or existing) to write into")
+        if not path.exists() and is_supported(path):
+            raise ConfigError(
+                f"{key}={path}: names an image file ({file_suffix(path)}), but {key} is the folder the files are "
+                f"written into; give a folder (e.g. {key}={path.parent / (example or 'out')})"
+            )
+    folder = path.parent if kind == "file" else path
+    existing = next((p for p in (folder, *folder.parents) if p.exists()), folder)
+    if existing.exists() and not existing.is_dir():
+        raise ConfigError(f"{key}={path}: the folder {folder} cannot be created ({existing} is not a folder)")
+    try:  # a file made and removed at once: the folder's permissions, ACLs and mount all agree
+        with tempfile.NamedTemporaryFile(dir=existing):
+            pass
+    except OSError as exc:
+        raise ConfigError(f"{key}={path}: cannot write to {existing} ({exc.strerror})") from None
+    return path

@@ -142,7 +142,9 @@ def load_trained(
     Args:
         ckpt: a run folder, a ``.ckpt`` written by training, or an ``adapter.safetensors``.
         base_checkpoint: a SAM weights file replacing the one recorded at training time.
-        dataset: a data-set config replacing the recorded one (its ``num_classes`` must match).
+        dataset: a data-set config replacing the recorded one (its ``num_classes`` must match). Its images are
+            resized to the network's input size, recorded by the run: an ``img_size`` it gives must be that size;
+            without one it gets it.
         given: the job's configuration; its ``model``/``peft`` groups and ``prompt.mode``, when present, must agree
             with the run.
 
@@ -156,7 +158,13 @@ def load_trained(
     if base_checkpoint is not None:
         run_cfg["model"]["checkpoint"] = base_checkpoint
     if dataset is not None:
-        run_cfg["dataset"] = dataset
+        size = int(run_cfg["model"].get("img_size") or run_cfg["dataset"]["img_size"])
+        if dataset.get("img_size") is not None and int(dataset["img_size"]) != size:
+            raise ConfigError(
+                f"dataset.img_size={dataset['img_size']} contradicts ckpt={path}, whose network takes {size} x "
+                f"{size} images; drop the setting (the data set's images are resized to {size} x {size})"
+            )
+        run_cfg["dataset"] = {**dataset, "img_size": size}
     module = SegmentationModule(run_cfg)
     if state is not None:
         module.on_load_checkpoint(state)

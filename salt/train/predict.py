@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import logging
 import time
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -13,13 +14,13 @@ from omegaconf import DictConfig
 from PIL import Image
 from tqdm import tqdm
 
-from salt.data.layout import file_stem, is_supported, is_volume
+from salt.data.layout import file_stem, file_suffix, is_supported, is_volume
 from salt.data.prompt_file import ClassPrompt, read_prompts
 from salt.data.prompts import prompt_kinds
-from salt.data.reading import read_image, volume_shape
+from salt.data.reading import read_image, volume_shape, write_volume_like
 from salt.data.transforms import fit_to_square, to_model_coords, to_original
 from salt.peft import merge
-from salt.train.checks import positive_int
+from salt.train.checks import check_output, positive_int
 from salt.train.errors import ConfigError
 from salt.train.loading import load_trained
 from salt.viz import save_overlay
@@ -56,9 +57,9 @@ def label_image(prob: torch.Tensor, threshold: float) -> np.ndarray:
     return labels
 
 
-def _plane_sizes(files: list[Path], slice_axis: int) -> dict[str, tuple[int, int]]:
-    """``{stem: (H, W)}`` of every plane predict.py will write, read from the file headers (no decoding)."""
-    sizes = {}
+def _plane_sizes(files: list[Path], slice_axis: int) -> dict[Path, dict[str, tuple[int, int]]]:
+    """``{file: {stem: (H, W)}}`` of every plane predict.py will write, read from the file headers (no decoding)."""
+    sizes: dict[Path, dict[str, tuple[int, int]]] = {}
     for path in files:
         try:
             if is_volume(path):
@@ -67,13 +68,41 @@ def _plane_sizes(files: list[Path], slice_axis: int) -> dict[str, tuple[int, int
                 stems = (
                     [file_stem(path)] if depth == 1 else [f"{file_stem(path)}_{k:04d}" for k in range(depth)]
                 )
-                sizes |= {stem: (int(shape[0]), int(shape[1])) for stem in stems}
+                sizes[path] = {stem: (int(shape[0]), int(shape[1])) for stem in stems}
             else:
                 with Image.open(path) as image:
-                    sizes[file_stem(path)] = (image.height, image.width)
+                    sizes[path] = {file_stem(path): (image.height, image.width)}
         except Exception:  # unreadable: reported and skipped by the prediction loop
             continue
     return sizes
+
+
+def _ranges(indices: list[int]) -> str:
+    """``[0, 1, 2, 5]`` -> ``"0-2, 5"``."""
+    runs: list[list[int]] = []
+    for k in indices:
+        if runs and k == runs[-1][1] + 1:
+            runs[-1][1] = k
+        else:
+            runs.append([k, k])
+    return ", ".join(str(a) if a == b else f"{a}-{b}" for a, b in runs)
+
+
+def unprompted(sizes: dict[Path, dict[str, tuple[int, int]]], prompts: Mapping[str, object]) -> list[str]:
+    """The images ``prompts`` gives nothing for: a file's name, or a volume's name with the slices left out.
+
+    Args:
+        sizes: ``{file: {plane stem: (H, W)}}`` as :func:`_plane_sizes` gives.
+        prompts: the prompts file's content by plane stem.
+    """
+    missing = []
+    for path, stems in sizes.items():
+        left = [k for k, stem in enumerate(stems) if stem not in prompts]
+        if len(left) == len(stems):
+            missing.append(path.name)
+        elif left:
+            missing.append(f"{path.name} (slices {_ranges(left)} of {len(stems)})")
+    return missing
 
 
 def _read_prompts(
@@ -98,7 +127,10 @@ def _read_prompts(
             f"prompts is not set: the run was trained with prompt.mode={mode}; give prompts=<JSON or CSV file> "
             "(the format is in salt/data/prompt_file.py)"
         )
-    prompts = read_prompts(prompts_file, _plane_sizes(files, slice_axis), class_names)
+    sizes = _plane_sizes(files, slice_axis)
+    prompts = read_prompts(
+        prompts_file, {k: v for planes in sizes.values() for k, v in planes.items()}, class_names
+    )
     for stem, per_class in prompts.items():
         for c, prompt in per_class.items():
             if (kind == "box") != (prompt.box is not None) or (kind == "box") == bool(prompt.points):
@@ -106,6 +138,16 @@ def _read_prompts(
                     f"prompts={prompts_file}: image {stem!r}, class {class_names[c]!r}: the run was trained with "
                     f"prompt.mode={mode}, so each image and class takes {'one box' if kind == 'box' else 'points'} only"
                 )
+    missing = unprompted(sizes, prompts)
+    if missing:
+        log.warning(
+            "prompts=%s has no %s for %d of %d input files, predicted without one: %s",
+            prompts_file,
+            kind,
+            len(missing),
+            len(sizes),
+            ", ".join(missing),
+        )
     return kind, prompts
 
 
@@ -141,6 +183,23 @@ def prompt_tensors(
 
 
 @dataclass
+class _Volume:
+    """A volume file whose slice masks are gathered until the last one is predicted, then written as one file."""
+
+    source: Path
+    depth: int  # planes cut from it; a 2D volume is one plane
+    planar: bool  # the file holds a single 2D array
+    slice_axis: int
+    labels: dict[int, np.ndarray] = field(default_factory=dict)  # plane index -> (H, W) uint8 labels 0..C
+    classes: dict[int, np.ndarray] = field(default_factory=dict)  # plane index -> (C, H, W) bool
+
+    def stack(self, planes: dict[int, np.ndarray], axis: int) -> np.ndarray:
+        """The planes put back in the file's voxel order, cut along ``axis`` (the slice axis, shifted)."""
+        ordered = [planes[k] for k in range(self.depth)]
+        return ordered[0] if self.planar else np.stack(ordered, axis=axis)
+
+
+@dataclass
 class _Plane:
     """One image plane waiting in a batch: its name, pixels, padding and prompt tensors (batch of 1)."""
 
@@ -149,6 +208,8 @@ class _Plane:
     square: np.ndarray  # (S, S, 3) uint8
     pad: np.ndarray  # (4,) top, bottom, left, right
     prompts: dict[str, torch.Tensor] | None
+    volume: _Volume | None = None  # the volume file it was cut from
+    index: int = 0  # its position along the volume's slice axis
 
 
 class _Writer:
@@ -166,7 +227,9 @@ class _Writer:
         self.model, self.device, self.out_dir, self.names = model, device, out_dir, names
         self.threshold = float(cfg.threshold)
         self.overlays = bool(cfg.get("overlays", True))
+        self.slices = bool(cfg.get("slices", False))
         self.written: list[str] = []
+        self.planes = 0  # image planes predicted
         self.model_seconds = 0.0
         self.dtype = dtype  # autocast dtype of the forward pass; None: float32
 
@@ -190,6 +253,11 @@ class _Writer:
 
     def _write(self, item: _Plane, prob: torch.Tensor) -> None:
         mask = label_image(prob, self.threshold)
+        self.planes += 1
+        if item.volume is not None:
+            self._gather(item, mask, prob)
+        if item.volume is not None and not self.slices:
+            return
         Image.fromarray(mask).save(self.out_dir / f"{item.stem}_mask.png")
         if len(self.names) > 1:  # one binary mask per class besides the label image
             for c, name in enumerate(self.names):
@@ -198,6 +266,29 @@ class _Writer:
         if self.overlays:
             save_overlay(self.out_dir / f"{item.stem}_overlay.png", item.plane, mask > 0, None)
         self.written.append(f"{item.stem}_mask.png")
+
+    def _gather(self, item: _Plane, mask: np.ndarray, prob: torch.Tensor) -> None:
+        """Keep a volume's plane; after its last plane write ``<stem>_mask<suffix>`` in the input's format
+        (labels 0..C, 1 for a single class) and, with several classes, ``<stem>_<class>_mask<suffix>`` (0/1)."""
+        volume = item.volume
+        volume.labels[item.index] = (mask > 0).astype(np.uint8) if len(self.names) <= 1 else mask
+        if len(self.names) > 1:
+            volume.classes[item.index] = (prob > self.threshold).numpy()
+        if len(volume.labels) < volume.depth:
+            return
+        stem, suffix = file_stem(volume.source), file_suffix(volume.source)
+        axis = volume.slice_axis
+        write_volume_like(
+            volume.source, volume.stack(volume.labels, axis), self.out_dir / f"{stem}_mask{suffix}"
+        )
+        self.written.append(f"{stem}_mask{suffix}")
+        if volume.classes:
+            per_class = volume.stack(volume.classes, axis + 1 if axis >= 0 else axis)  # (C, ...) class first
+            for c, name in enumerate(self.names):
+                target = self.out_dir / f"{stem}_{name}_mask{suffix}"
+                write_volume_like(volume.source, per_class[c].astype(np.uint8), target)
+        volume.labels.clear()
+        volume.classes.clear()
 
 
 # Mixed precision by the trainer's names: the autocast dtype of the model's forward pass (None: float32).
@@ -230,6 +321,9 @@ def _shapes(item: _Plane) -> tuple:
 def predict(cfg: DictConfig) -> dict:
     """Write ``<stem>_mask.png`` (and ``<stem>_overlay.png``) for every image of ``cfg.input``.
 
+    A volume (NIfTI, MHA/MHD, NRRD) gets one mask file ``<stem>_mask<suffix>`` in its own format and geometry
+    (affine, spacing), labels 0..C; with ``cfg.slices`` each of its slices is also written as above.
+
     Planes go through the model ``cfg.data.batch_size`` at a time (planes whose point prompts differ in number
     go in separate batches, so that no padding token changes a prediction). Unreadable files are reported and
     skipped; the rest of the folder is still processed. The log ends with the throughput.
@@ -239,7 +333,7 @@ def predict(cfg: DictConfig) -> dict:
     """
     batch_size = positive_int("data.batch_size", cfg.data.batch_size)
     files = _inputs(Path(cfg.input))
-    out_dir = Path(cfg.output)
+    out_dir = check_output("output", str(cfg.output), "folder", example="masks")
     device = _device(str(cfg.device))
     precision = str(cfg.get("precision", "32-true"))
     dtype = autocast_dtype(precision, device)
@@ -262,6 +356,10 @@ def predict(cfg: DictConfig) -> dict:
             skipped[path.name] = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
             log.warning("skipped %s: %s", path.name, skipped[path.name])
             continue
+        volume = None
+        if is_volume(path):
+            planar = len(planes) == 1 and len(volume_shape(path)) == 2
+            volume = _Volume(path, len(planes), planar, slice_axis)
         for k, plane in enumerate(planes):
             stem = file_stem(path) + (f"_{k:04d}" if is_volume(path) and len(planes) > 1 else "")
             height, width = plane.shape[:2]
@@ -271,7 +369,7 @@ def predict(cfg: DictConfig) -> dict:
                 image_prompts = prompt_tensors(
                     prompts.get(stem, {}), kind, (height, width), len(class_names), size, resize
                 )
-            item = _Plane(stem, plane, square, pad, image_prompts)
+            item = _Plane(stem, plane, square, pad, image_prompts, volume, k)
             if pending and (len(pending) == batch_size or _shapes(pending[0]) != _shapes(item)):
                 writer.run(pending)
                 pending = []
@@ -279,9 +377,11 @@ def predict(cfg: DictConfig) -> dict:
     if pending:
         writer.run(pending)
     seconds = time.perf_counter() - start
-    count = len(writer.written)
+    count = writer.planes
     rate = count / seconds if seconds > 0 else 0.0
-    log.info("wrote %d masks to %s; skipped %d unreadable file(s)", count, out_dir, len(skipped))
+    log.info(
+        "wrote %d masks to %s; skipped %d unreadable file(s)", len(writer.written), out_dir, len(skipped)
+    )
     for name, reason in skipped.items():
         log.info("  skipped %s: %s", name, reason)
     log.info(

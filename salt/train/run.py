@@ -186,6 +186,13 @@ def _report(result: dict, out_dir: Path) -> None:
     log.info("outputs in %s", out_dir)
 
 
+def given_on_command_line(key: str) -> bool:
+    """Whether the running Hydra job got ``key=...`` (or ``+key``, ``++key``) among its command-line overrides."""
+    if not HydraConfig.initialized():
+        return False
+    return any(o.split("=", 1)[0].lstrip("+~") == key for o in HydraConfig.get().overrides.task)
+
+
 def eval_prompt(run_cfg: dict, given: dict) -> dict:
     """The run's prompt settings with the evaluation's ``eval_box_jitter``/``seed`` where those are not null
     (``load_trained`` has refused a ``prompt.mode`` other than the run's)."""
@@ -200,8 +207,21 @@ def evaluate(cfg: DictConfig) -> dict:
     # A data set group replaces the run's; a model group that sets dataset.img_size alone (LiteMedSAM) does not.
     chosen = "name" in (cfg.get("dataset") or {})
     dataset = OmegaConf.to_container(cfg.dataset, resolve=True) if chosen else None
+    configured_size = dataset.get("img_size") if dataset else None
+    if dataset is not None and not given_on_command_line("dataset.img_size"):
+        # The data set's img_size is its training size; evaluated, its images take the network's input size.
+        dataset.pop("img_size", None)
     eval_cfg = OmegaConf.to_container(cfg.eval, resolve=True)
     module, run_cfg = load_trained(cfg.ckpt, cfg.get("base_checkpoint"), dataset, given=cfg)
+    size = run_cfg["dataset"]["img_size"]
+    if configured_size is not None and configured_size != size:
+        log.info(
+            "%s: images resized to %d x %d, the network's input size (the data set's img_size %s is for training)",
+            run_cfg["dataset"]["name"],
+            size,
+            size,
+            configured_size,
+        )
     module.output_dir = out_dir
     module.cfg["eval"] = {**run_cfg.get("eval", {}), **eval_cfg}
     module.threshold = float(eval_cfg["threshold"])

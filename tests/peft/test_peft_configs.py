@@ -5,12 +5,14 @@ injecting on the tiny SAM with the targets and ranks of the model config it is c
 from __future__ import annotations
 
 import dataclasses
+import re
 
 import pytest
 import torch
 from omegaconf import OmegaConf
 from peft_helpers import CONFIG_DIR, composed_peft, tiny_sam
 
+from salt.errors import ConfigError
 from salt.model import build_sam
 from salt.peft import METHODS, adapter_layers, count_adapter_parameters, inject_from_config
 
@@ -105,3 +107,17 @@ def test_medsam_lite_takes_the_paper_ranks_as_fractions_of_k() -> None:
             expected |= {f"{prefix}.mlp.fc1": (k, int(0.065 * k)), f"{prefix}.mlp.fc2": (k, int(0.065 * k))}
     expected |= {"image_encoder.neck.0": (256, 250), "image_encoder.neck.2": (256, 250)}
     assert got == expected
+
+
+@pytest.mark.parametrize(
+    ("name", "field"),
+    [("dora", "r"), ("pissa", "r"), ("vera", "r"), ("adalora", "target_r"), ("osf", "effective_rank")],
+)
+def test_a_peft_package_preset_takes_its_rank_as_a_config_field(name: str, field: str) -> None:
+    # The README: peft.rank is this project's methods' rank; a peft config's rank is one of its own fields.
+    with pytest.raises(
+        ConfigError, match=re.escape("option rank=8: ") + ".*" + re.escape(f"peft.config.{field}=8")
+    ):
+        inject_from_config(tiny_sam(), composed_peft("sam_tiny", name, "peft.rank=8"))
+    given = composed_peft("sam_tiny", name, f"peft.config.{field}=8")
+    assert given["config"][field] == 8

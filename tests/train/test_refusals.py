@@ -128,12 +128,12 @@ def test_batch_size_zero_from_the_command_line_leaves_no_folder(tmp_path: Path) 
     ("overrides", "expected"),
     [
         (
-            ["+model=sam_vit_b"],
+            ["model=sam_vit_b"],
             "model.variant='vit_b' contradicts ckpt=run, trained with model.variant='tiny'",
         ),
-        (["+peft=lora"], "peft.method='lora' contradicts ckpt=run, trained with peft.method='salt'"),
+        (["peft=lora"], "peft.method='lora' contradicts ckpt=run, trained with peft.method='salt'"),
         (
-            ["+peft=salt", "peft.lora_rank=8"],
+            ["peft=salt", "peft.lora_rank=8"],
             "peft.lora_rank=8 contradicts ckpt=run, trained with peft.lora_rank=4",
         ),
         (
@@ -141,11 +141,11 @@ def test_batch_size_zero_from_the_command_line_leaves_no_folder(tmp_path: Path) 
             "dataset.num_classes=2 contradicts ckpt=run, trained with",
         ),
         (
-            ["+model=medsam_lite"],
+            ["model=medsam_lite"],
             "model.variant='medsam_lite' contradicts ckpt=run, trained with model.variant='tiny'",
         ),
         (
-            ["+model=sam_tiny", "+peft=salt", "dataset=drive"],
+            ["model=sam_tiny", "peft=salt", "dataset=drive"],
             None,
         ),  # the run's own settings: no contradiction
     ],

@@ -167,7 +167,7 @@ def test_lightning_lines_are_printed_once(smoke_run: Path) -> None:
 
 def test_eval_refuses_a_network_that_contradicts_the_run(smoke_run: Path, tmp_path: Path) -> None:
     out = tmp_path / "eval"
-    proc = run_script("eval.py", f"ckpt={smoke_run}", "+peft=lora", f"hydra.run.dir={out}")
+    proc = run_script("eval.py", f"ckpt={smoke_run}", "peft=lora", f"hydra.run.dir={out}")
     output = proc.stdout + proc.stderr
     assert proc.returncode == 1 and "Traceback" not in output, output[-2000:]
     (line,) = [line for line in output.splitlines() if "error:" in line]
