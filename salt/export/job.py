@@ -88,7 +88,7 @@ def describe(
     size = model.img_size
     classes = int(model.model.num_classes)
     resize = run_cfg["dataset"].get("resize", "longest_pad")
-    return {
+    info = {
         "format": fmt,
         "file": output.name,
         "inputs": [{"name": INPUT_NAMES[0], "shape": ["batch", 3, size, size], "dtype": "float32"}],
@@ -115,6 +115,31 @@ def describe(
             "dataset": run_cfg["dataset"]["name"],
         },
     }
+    patch = run_cfg.get("patch")
+    if patch:
+        info["preprocessing"]["resize"] = {
+            "mode": "patch",
+            "rule": f"rescale the image by {patch['scale']} (area averaging when shrinking, bilinear when "
+            f"enlarging); the network takes windows of {size} x {size} of it",
+        }
+        if patch.get("normalize") == "image":
+            info["preprocessing"]["intensity"] += "; the rescaled image min-max stretched to [0, 255] again"
+        info["sliding_window"] = {
+            "window": size,
+            "scale": patch["scale"],
+            "overlap": patch["overlap"],
+            "blend": patch["blend"],
+            "gaussian_sigma": "0.125 x window (MONAI's sliding_window_inference default)",
+            "padding": "an image smaller than a window is zero-padded symmetrically, then cropped back",
+            "rule": "windows step by window x (1 - overlap) in each direction, the last one flush with the "
+            "border; overlapping logits are averaged with the blend weights (monai.inferers."
+            "sliding_window_inference does exactly this)",
+        }
+        info["postprocessing"] = (
+            "blend the windows' logits over the rescaled image, then sigmoid; resize to the original size; "
+            "class c is present where probabilities[:, c] > threshold"
+        )
+    return info
 
 
 def export(cfg: DictConfig) -> dict:

@@ -10,15 +10,18 @@ from pathlib import Path
 
 import numpy as np
 import torch
+import torch.nn.functional as F
 from omegaconf import DictConfig
 from PIL import Image
 from tqdm import tqdm
 
 from salt.data.layout import file_stem, file_suffix, is_supported, is_volume
+from salt.data.patches import PatchSettings, image_range, rescale
 from salt.data.prompt_file import ClassPrompt, read_prompts
 from salt.data.prompts import prompt_kinds
 from salt.data.reading import read_image, volume_shape, write_volume_like
 from salt.data.transforms import fit_to_square, to_model_coords, to_original
+from salt.model.sliding import sliding_window_logits
 from salt.peft import merge
 from salt.train.checks import check_output, positive_int
 from salt.train.errors import ConfigError
@@ -205,7 +208,7 @@ class _Plane:
 
     stem: str
     plane: np.ndarray  # (H, W, 3) uint8
-    square: np.ndarray  # (S, S, 3) uint8
+    square: np.ndarray  # (S, S, 3) uint8 model input; in patch mode the plane at the patch scale (H', W', 3)
     pad: np.ndarray  # (4,) top, bottom, left, right
     prompts: dict[str, torch.Tensor] | None
     volume: _Volume | None = None  # the volume file it was cut from
@@ -232,8 +235,14 @@ class _Writer:
         self.planes = 0  # image planes predicted
         self.model_seconds = 0.0
         self.dtype = dtype  # autocast dtype of the forward pass; None: float32
+        self.patch: PatchSettings | None = None  # patch mode: each plane whole through a sliding window
+        self.window = 0  # the network's input side (the sliding window's)
 
     def run(self, batch: list[_Plane]) -> None:
+        if self.patch is not None:
+            for item in batch:
+                self._run_whole(item)
+            return
         images = torch.from_numpy(np.stack([p.square for p in batch])).permute(0, 3, 1, 2)  # (N, 3, S, S)
         images = images.float().to(self.device)
         start = time.perf_counter()
@@ -250,6 +259,29 @@ class _Writer:
         self.model_seconds += time.perf_counter() - start
         for item, item_prob in zip(batch, prob):
             self._write(item, to_original(item_prob, item.plane.shape[:2], item.pad))  # (C, H, W)
+
+    def _run_whole(self, item: _Plane) -> None:
+        """Patch mode: ``item.square`` is the plane at the patch scale ``(H', W', 3)``; a sliding window of the
+        input side predicts it whole and the probabilities are resized to the plane's ``(H, W)``."""
+        patch = self.patch
+        images = torch.from_numpy(np.ascontiguousarray(item.square)).permute(2, 0, 1)[None].float()
+        start = time.perf_counter()
+        autocast = torch.autocast(self.device.type, dtype=self.dtype, enabled=self.dtype is not None)
+        with torch.no_grad(), autocast:
+            logits = sliding_window_logits(
+                self.model,
+                images.to(self.device),
+                window=self.window,
+                overlap=patch.overlap,
+                blend=patch.blend,
+                sw_batch_size=patch.sw_batch_size,
+            )
+            prob = torch.sigmoid(logits.float()).cpu()[0]  # (C, H', W')
+        self.model_seconds += time.perf_counter() - start
+        height, width = item.plane.shape[:2]
+        if tuple(prob.shape[-2:]) != (height, width):
+            prob = F.interpolate(prob[None], size=(height, width), mode="bilinear", align_corners=False)[0]
+        self._write(item, prob)
 
     def _write(self, item: _Plane, prob: torch.Tensor) -> None:
         mask = label_image(prob, self.threshold)
@@ -346,6 +378,16 @@ def predict(cfg: DictConfig) -> dict:
     model = merge(module.model).to(device).eval()
     out_dir.mkdir(parents=True, exist_ok=True)
     writer = _Writer(model, device, cfg, out_dir, class_names, dtype)
+    patch = PatchSettings.from_config(run_cfg["patch"]) if run_cfg.get("patch") else None
+    if patch is not None:  # each plane whole at the run's scale; the windows are batched instead
+        writer.patch, writer.window, batch_size = patch, int(size), 1
+        log.info(
+            "patch mode: sliding window of %d px at scale %g, overlap %g, %s blending",
+            size,
+            patch.scale,
+            patch.overlap,
+            patch.blend,
+        )
     skipped: dict[str, str] = {}
     pending: list[_Plane] = []
     start = time.perf_counter()
@@ -363,7 +405,11 @@ def predict(cfg: DictConfig) -> dict:
         for k, plane in enumerate(planes):
             stem = file_stem(path) + (f"_{k:04d}" if is_volume(path) and len(planes) > 1 else "")
             height, width = plane.shape[:2]
-            square, _, pad = fit_to_square(plane, np.zeros((height, width, 1), np.uint8), size, resize)
+            if patch is not None:
+                square, pad = rescale(plane, patch.scale, nearest=False), np.zeros(4, np.int64)
+                square = image_range(square) if patch.normalize == "image" else square
+            else:
+                square, _, pad = fit_to_square(plane, np.zeros((height, width, 1), np.uint8), size, resize)
             image_prompts = None
             if kind is not None:
                 image_prompts = prompt_tensors(

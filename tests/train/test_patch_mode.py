@@ -4,6 +4,7 @@ window are padded; patch-mode settings that cannot run are refused in one line."
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
@@ -18,6 +19,8 @@ from salt.train.checks import check_train_config
 from salt.train.datamodule import VesselDataModule
 from salt.train.module import SegmentationModule
 from tests.data.test_patches import write_set
+from tests.train.conftest import run_script, tiny_overrides
+from tests.train.reference_metrics import predicted_masks, reference_metrics, split_cases
 
 CONFIGS = Path(__file__).resolve().parents[2] / "configs"
 SIZE = 64
@@ -164,3 +167,52 @@ def test_patch_settings_that_cannot_run_are_refused(
 ) -> None:
     with pytest.raises(ConfigError, match=message):
         check_train_config(config(tmp_path / "set", "model=sam_tiny", *overrides))
+
+
+@pytest.fixture(scope="module")
+def patch_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A tiny patch-mode run: 64 px windows of 96 px synthetic images, so every image takes 4+ windows."""
+    base = tmp_path_factory.mktemp("patch_run")
+    overrides = tiny_overrides(base / "synthetic", base / "run", "patch=native", "patch.windows_per_epoch=8")
+    proc = run_script("train.py", *overrides)
+    assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-3000:]
+    return base / "run"
+
+
+@pytest.mark.slow
+def test_eval_and_predict_of_a_patch_run_use_its_sliding_window(patch_run: Path, tmp_path: Path) -> None:
+    trained = json.loads((patch_run / "metrics.json").read_text())
+    assert trained["config"]["patch"]["overlap"] == 0.5
+    proc = run_script("eval.py", f"ckpt={patch_run}", "split=test", f"hydra.run.dir={tmp_path / 'eval'}")
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    evaluated = json.loads((tmp_path / "eval" / "metrics.json").read_text())
+    assert evaluated["mean_original"]["dice"] == pytest.approx(trained["mean_original"]["dice"], abs=1e-6)
+    # predict.py's masks, scored here independently, give eval's original-resolution Dice per case
+    data = Path(trained["config"]["dataset"]["root"])
+    cases = split_cases(data)
+    (tmp_path / "predict").mkdir()
+    masks = predicted_masks(patch_run, [image for _, image, _, _ in cases], tmp_path / "predict")
+    rows = {
+        row["name"]: float(row["dice"])
+        for row in evaluated["per_case"]
+        if row["resolution"] == "original" and row["class"] == 0
+    }
+    for stem, _, gt, fov in cases:
+        assert masks[stem].shape == gt.shape
+        assert reference_metrics(masks[stem], gt, fov)[0] == pytest.approx(rows[stem], abs=2e-3)
+
+
+@pytest.mark.slow
+def test_export_of_a_patch_run_records_its_sliding_window(patch_run: Path, tmp_path: Path) -> None:
+    output = tmp_path / "model.onnx"
+    proc = run_script("export.py", f"ckpt={patch_run}", f"output={output}", f"hydra.run.dir={tmp_path / 'x'}")
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    sidecar = json.loads(output.with_name("model.onnx.json").read_text())
+    window = sidecar["sliding_window"]
+    assert (window["window"], window["scale"], window["overlap"], window["blend"]) == (
+        64,
+        1.0,
+        0.5,
+        "gaussian",
+    )
+    assert sidecar["inputs"][0]["shape"] == ["batch", 3, 64, 64]
