@@ -19,7 +19,7 @@ from salt.data.prompts import prompt_kinds
 from salt.data.reading import read_image, volume_shape
 from salt.data.transforms import fit_to_square, to_model_coords, to_original
 from salt.peft import merge
-from salt.train.checks import positive_int
+from salt.train.checks import positive_int, probability_threshold
 from salt.train.errors import ConfigError
 from salt.train.loading import load_trained
 from salt.viz import save_overlay
@@ -238,6 +238,7 @@ def predict(cfg: DictConfig) -> dict:
         ``{"written": [...], "skipped": {file: reason}, "images_per_s": float}``.
     """
     batch_size = positive_int("data.batch_size", cfg.data.batch_size)
+    probability_threshold("threshold", cfg.threshold)
     files = _inputs(Path(cfg.input))
     out_dir = Path(cfg.output)
     device = _device(str(cfg.device))
