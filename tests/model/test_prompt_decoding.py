@@ -63,7 +63,10 @@ MISSING_SECOND = {
 }
 # The same with class 1 prompted like class 0.
 BOTH = {
-    "box": {"box": MISSING_SECOND["box"]["box"][:, :1].expand(1, 2, 4), "box_valid": torch.ones(1, 2, dtype=bool)},
+    "box": {
+        "box": MISSING_SECOND["box"]["box"][:, :1].expand(1, 2, 4),
+        "box_valid": torch.ones(1, 2, dtype=bool),
+    },
     "point": {
         "points": MISSING_SECOND["point"]["points"][:, :1].expand(1, 2, 2, 2),
         "point_labels": MISSING_SECOND["point"]["point_labels"][:, :1].expand(1, 2, 2),
