@@ -15,14 +15,26 @@ with a generator seeded by (seed, image index, class), so every run scores the s
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import torch
 
 from salt.data.layout import DatasetError
+from salt.errors import ConfigError
 
 PROMPT_MODES = ("class", "box", "point", "class+box", "class+point")
+# The value of each option where its mode does not read it: what configs/prompt/<mode>.yaml writes there.
+UNUSED_VALUES: dict[str, Any] = {"box_jitter": 0, "eval_box_jitter": 0, "points": 1, "seed": 0}
+# Which prompt kind (salt.data.prompts.prompt_kinds) reads each option.
+_READ_BY = {
+    "box_jitter": ("box",),
+    "eval_box_jitter": ("box",),
+    "points": ("point",),
+    "seed": ("box", "point"),
+}
 
 
 def prompt_kinds(mode: str) -> tuple[bool, str | None]:
@@ -31,6 +43,28 @@ def prompt_kinds(mode: str) -> tuple[bool, str | None]:
         raise DatasetError(f"prompt.mode: unknown mode {mode!r} (valid: {', '.join(PROMPT_MODES)})")
     kind = mode.removeprefix("class").lstrip("+") or None
     return mode.startswith("class"), kind
+
+
+def check_prompt_options(prompt: Mapping[str, Any]) -> None:
+    """Refuse an option of ``prompt`` (the ``prompt`` config) that its mode does not read, in one line.
+
+    ``prompt=class prompt.box_jitter=5`` would otherwise train exactly as ``prompt=class`` while the run's
+    configuration records a jitter. An option at its unused value (:data:`UNUSED_VALUES`) or null passes.
+
+    Raises:
+        ConfigError: naming the option, its value, the mode and the modes that read it.
+    """
+    mode = str(prompt.get("mode") or "class")
+    kind = prompt_kinds(mode)[1]
+    for option, unused in UNUSED_VALUES.items():
+        value = prompt.get(option)
+        if kind in _READ_BY[option] or value is None or value == unused:
+            continue
+        readers = [m for m in PROMPT_MODES if prompt_kinds(m)[1] in _READ_BY[option]]
+        raise ConfigError(
+            f"prompt.{option}={value!r} does nothing with prompt.mode={mode}: only {', '.join(readers)} "
+            f"read it; drop the setting or choose one of those modes"
+        )
 
 
 @dataclass(frozen=True)

@@ -23,7 +23,7 @@ from salt.export.graph import INPUT_NAMES, OUTPUT_NAMES, ExportedSegmenter
 from salt.model.backbones import backbone
 from salt.model.segmenter import SamSegmenter
 from salt.peft import merge
-from salt.train.checks import check_output
+from salt.train.checks import check_output, probability_threshold
 from salt.train.errors import ConfigError
 from salt.train.loading import load_trained
 
@@ -158,6 +158,9 @@ def export(cfg: DictConfig) -> dict:
     fmt = str(cfg.format)
     if fmt not in FORMATS:
         raise ConfigError(f"format={fmt}: unknown export format; valid: {', '.join(FORMATS)}")
+    given = cfg.get("threshold")
+    if given is not None:
+        threshold = probability_threshold("threshold", given)
     output = Path(str(cfg.output))
     check_output("output", output, "file", example="model.onnx")
     module, run_cfg = load_trained(cfg.ckpt, cfg.get("base_checkpoint"))
@@ -171,10 +174,8 @@ def export(cfg: DictConfig) -> dict:
             f"ckpt={cfg.ckpt}: the run was trained with prompt.mode={network.prompt_mode}; export takes runs "
             "prompted by class tokens alone (prompt=class)"
         )
-    threshold = cfg.get("threshold")
-    threshold = float(run_cfg["eval"]["threshold"] if threshold is None else threshold)
-    if not 0.0 < threshold < 1.0:
-        raise ConfigError(f"threshold={threshold}: a probability threshold lies strictly between 0 and 1")
+    if given is None:  # the run's own, as it was evaluated with
+        threshold = probability_threshold("eval.threshold", run_cfg["eval"]["threshold"])
     merged = merge(network).eval()
     backbone(merged.backbone).prepare_export(merged)
     model = ExportedSegmenter(merged).eval()

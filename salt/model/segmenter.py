@@ -24,9 +24,11 @@ class SamSegmenter(nn.Module):
     ``prompt_mode`` (:data:`salt.data.prompts.PROMPT_MODES`) says what the sparse prompt of a class is:
     ``class`` the class token (the paper); ``box`` / ``point`` one box or a set of points through SAM's own
     prompt encoder, as MedSAM and SAM do; ``class+box`` / ``class+point`` the class token followed by
-    them. In ``box``/``point`` mode a class without a prompt (absent from the image) is not decoded: its
-    logits are ``EMPTY_LOGIT``. In ``class+box`` mode a missing box is two ``not_a_point`` tokens, SAM's
-    own padding; missing points are label -1, which the prompt encoder maps to ``not_a_point`` as well.
+    them. In every mode but ``class`` a class without its box or points (absent from the image) is not
+    decoded: its logits are ``EMPTY_LOGIT``, predicted absent, as training taught (a box or points are drawn
+    from the ground truth, so a class gets none exactly where it is absent). The tokens of a missing box are
+    two ``not_a_point`` tokens, SAM's own padding; missing points are label -1, which the prompt encoder maps
+    to ``not_a_point`` as well.
 
     Any encoder that maps normalised images ``(B, 3, S, S)`` to an embedding ``(B, D, h, w)`` with ``D`` the
     prompt encoder's width and ``(h, w)`` its ``image_embedding_size`` fits (SAM's ViT, LiteMedSAM's TinyViT);
@@ -193,8 +195,6 @@ class SamSegmenter(nn.Module):
                 )  # (C, P+1, D)
                 present = (labels >= 0).any(-1)
             parts.append(sparse)
-        if uses_class:
-            present = torch.ones_like(present)  # the class token prompts every class
         return torch.cat(parts, dim=1), present
 
     def decode(self, features: Features, prompts: dict | None = None) -> torch.Tensor:

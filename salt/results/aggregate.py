@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import re
 import statistics
 from collections.abc import Iterable, Sequence
@@ -10,25 +11,40 @@ from dataclasses import dataclass, field
 from salt.results.collect import Run
 from salt.results.paper import PAPER_DATASETS, PAPER_TABLE1, PaperRow
 
+log = logging.getLogger(__name__)
+
 METRICS = ("dice", "hd95")
 
 
 @dataclass(frozen=True)
 class Stat:
-    """Mean and sample standard deviation (n - 1; None for a single seed) over ``n`` seeds."""
+    """Mean and sample standard deviation (n - 1; None for a single seed) over ``n`` seeds, in ``unit``
+    (HD95: ``"px"`` or ``"mm"``; empty for Dice)."""
 
     mean: float
     std: float | None
     n: int
+    unit: str = ""
 
 
-def stat(values: Iterable[float]) -> Stat | None:
+def stat(values: Iterable[float], unit: str = "") -> Stat | None:
     """:class:`Stat` of ``values``, or None when there are none."""
     values = list(values)
     if not values:
         return None
     std = statistics.stdev(values) if len(values) > 1 else None
-    return Stat(mean=statistics.fmean(values), std=std, n=len(values))
+    return Stat(mean=statistics.fmean(values), std=std, n=len(values), unit=unit)
+
+
+def _unit(metric: str, runs: Sequence[Run], label: str, column: str) -> str | None:
+    """The one unit of ``metric`` over ``runs`` (empty for Dice); None, with a warning, when they mix units."""
+    if metric != "hd95":
+        return ""
+    units = sorted({r.hd95_unit for r in runs})
+    if len(units) > 1:
+        log.warning("%s, %s: HD95 in %s over its runs; left out", label, column, " and ".join(units))
+        return None
+    return units[0] if units else "px"
 
 
 @dataclass
@@ -94,26 +110,34 @@ def _row(label: str, runs: Sequence[Run], datasets: Sequence[str]) -> Row:
     row.trainable = _distinct(r.trainable for r in runs)
     row.percent = _distinct(r.percent for r in runs)
     row.percent_paper = _distinct(r.percent_paper for r in runs)
+    units: dict[tuple[str, str], str | None] = {}
     for dataset in datasets:
+        of_dataset = [r for r in runs if r.dataset == dataset]
         for metric in METRICS:
-            values = [getattr(r, metric) for r in runs if r.dataset == dataset]
-            cell = stat(v for v in values if v is not None)
+            units[dataset, metric] = unit = _unit(metric, of_dataset, label, dataset)
+            values = [getattr(r, metric) for r in of_dataset]
+            cell = None if unit is None else stat((v for v in values if v is not None), unit)
             if cell is not None:
                 row.cells[dataset, metric] = cell
-        for name in sorted({c for r in runs if r.dataset == dataset for c in r.per_class}):
+        for name in sorted({c for r in of_dataset for c in r.per_class}):
             for i, metric in enumerate(METRICS):
-                values = [r.per_class[name][i] for r in runs if r.dataset == dataset and name in r.per_class]
-                cell = stat(v for v in values if v is not None)
+                unit = units[dataset, metric]
+                values = [r.per_class[name][i] for r in of_dataset if name in r.per_class]
+                cell = None if unit is None else stat((v for v in values if v is not None), unit)
                 if cell is not None:
                     row.cells[f"{dataset}/{name}", metric] = cell
     for metric in METRICS:
+        # An average over columns of different units (pixels and mm) means nothing: left out.
+        column_units = {units[d, metric] for d in datasets}
+        if len(column_units) != 1 or None in column_units:
+            continue
         per_seed = []
         for seed in row.seeds:
             by_dataset = {r.dataset: getattr(r, metric) for r in runs if r.seed == seed}
             values = [by_dataset.get(d) for d in datasets]
             if datasets and all(v is not None for v in values):
                 per_seed.append(sum(values) / len(values))
-        average = stat(per_seed)
+        average = stat(per_seed, column_units.pop())
         if average is not None:
             row.average[metric] = average
     return row

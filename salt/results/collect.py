@@ -41,7 +41,7 @@ class Run:
         split: the evaluated split (``"test"`` for the table).
         seed: the run's seed (None when the run does not record one).
         dice: test Dice averaged over images, or None when the run has none.
-        hd95: test HD95 in pixels averaged over images, or None.
+        hd95: test HD95 averaged over images, in ``hd95_unit``, or None.
         trainable: number of trainable parameters.
         percent: trainable share of the base model (SAM alone, or the classic network) in percent.
         percent_paper: trainable share in the paper's convention, or None.
@@ -49,6 +49,8 @@ class Run:
         per_class: for a data set of several classes, class name -> ``(dice, hd95)`` (either may be None).
         settings: the recorded configuration, flattened, bookkeeping left out
             (:func:`salt.results.settings.run_settings`); tells apart runs of one cell.
+        hd95_unit: ``"px"``, or ``"mm"`` at the original resolution of a data set with ``dataset.spacing``
+            (files written before the unit was recorded hold pixels).
     """
 
     path: Path
@@ -64,6 +66,7 @@ class Run:
     mtime: float
     per_class: dict[str, tuple[float | None, float | None]] = field(default_factory=dict)
     settings: dict[str, str] = field(default_factory=dict, repr=False)
+    hd95_unit: str = "px"
 
 
 def _get(data: dict, dotted: str, source: Path) -> Any:
@@ -190,6 +193,7 @@ def load_run(metrics_json: Path, resolution: str = "model") -> Run:
                 for name, stats in (mean.get("per_class") or {}).items()
             },
             settings=run_settings(metrics.get("config") or {}),
+            hd95_unit=str(mean.get("hd95_unit") or "px"),
         )
     except (TypeError, ValueError) as exc:
         raise RunError(f"{metrics_json}: non-numeric value ({exc})") from exc

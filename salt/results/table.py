@@ -32,7 +32,9 @@ def _count(value: float) -> str:
 
 def _stat_text(cell: Stat, digits: int, pm: str) -> str:
     text = f"{cell.mean:.{digits}f}"
-    return text if cell.std is None else f"{text}{pm}{cell.std:.{digits}f}"
+    text = text if cell.std is None else f"{text}{pm}{cell.std:.{digits}f}"
+    # Pixels are the table's unit (notes); a cell in mm says so.
+    return text if cell.unit in ("", "px") else f"{text} {cell.unit}"
 
 
 def _with_paper(
@@ -64,7 +66,7 @@ def _metric_cell(row: Row, dataset: str, metric: str, paper_average: bool, pm: s
         return missing
     ours = _stat_text(cell, DIGITS[metric], pm)
     paper = _paper_value(row, dataset, metric, paper_average)
-    if paper is None:
+    if paper is None or cell.unit not in ("", "px"):  # the paper's HD95 is in pixels
         return ours
     paper_text = _paper_dice(paper) if metric == "dice" else f"{paper:.2f}"
     return _with_paper(ours, cell.mean, paper, paper_text)
@@ -129,11 +131,13 @@ def notes(table: Table, resolution: str, missing: str = MISSING) -> list[str]:
     """The lines that explain the table's conventions (printed under it); ``missing`` marks a missing cell."""
     lines = [
         f"Test metrics at {resolution} resolution: mean±std over seeds (sample std; a single seed shows no ±), "
-        "Dice per image then averaged over images, HD95 in pixels.",
+        "Dice per image then averaged over images, HD95 in pixels (a cell marked mm: at the original "
+        "resolution of a data set with a pixel spacing, in millimetres, with no paper number beside it).",
         "(paper x, d): the number in Table 1 of the SALT paper (arXiv 2503.16055) and d = ours − paper; "
         f"{missing}: no run.",
         f"Avg: per seed, the mean over the {len(table.datasets)} data-set columns of this table, then mean±std "
-        f"over the seeds that have all of them; {missing} when no seed has every column.",
+        f"over the seeds that have all of them; {missing} when no seed has every column (for HD95 also when the "
+        "columns mix pixels and mm).",
         "Trainable % (base model): against SAM alone (a classic network: against itself). "
         "Trainable % (paper): the paper's convention, SAM rows divided by 241M (SAM plus the frozen CLIP model).",
     ]
@@ -189,7 +193,8 @@ def to_csv(table: Table) -> str:
 
     Columns: ``method, seeds``, the parameter ranges (``trainable_min/max``, ``trainable_percent_min/max``,
     ``trainable_percent_paper_min/max``), the paper's ``paper_trainable`` and ``paper_trainable_percent``,
-    then for each data set and ``avg``, for Dice and HD95: ``<dataset>_<metric>_{mean,std,n,paper}``.
+    then for each data set and ``avg``, for Dice and HD95: ``<dataset>_<metric>_{mean,std,n,paper}``, and
+    for HD95 its unit, ``<dataset>_hd95_unit`` (``px`` or ``mm``; empty where missing).
     """
     header = ["method", "seeds"]
     for name in ("trainable", "trainable_percent", "trainable_percent_paper"):
@@ -197,6 +202,7 @@ def to_csv(table: Table) -> str:
     header += ["paper_trainable", "paper_trainable_percent"]
     for d, m in _columns(table):
         header += [f"{d}_{m}_{part}" for part in ("mean", "std", "n", "paper")]
+        header += [f"{d}_{m}_unit"] if m == "hd95" else []
     out = io.StringIO()
     writer = csv.writer(out, lineterminator="\n")
     writer.writerow(header)
@@ -209,6 +215,9 @@ def to_csv(table: Table) -> str:
         for d, m in _columns(table):
             cell = _cell(row, d, m)
             line += [_number(cell.mean if cell else None), _number(cell.std if cell else None)]
-            line += [cell.n if cell else "", _number(_paper_value(row, d, m, table.paper_average))]
+            in_mm = cell is not None and cell.unit not in ("", "px")  # the paper's HD95 is in pixels
+            paper = None if in_mm else _paper_value(row, d, m, table.paper_average)
+            line += [cell.n if cell else "", _number(paper)]
+            line += [cell.unit if cell else ""] if m == "hd95" else []
         writer.writerow(line)
     return out.getvalue()

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import math
 import tempfile
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 from salt.data.layout import file_suffix, is_supported
+from salt.data.prompts import check_prompt_options
 from salt.errors import ConfigError
 
 
@@ -16,6 +18,45 @@ def positive_int(key: str, value: Any) -> int:
     if isinstance(value, bool) or not isinstance(value, int) or value < 1:
         raise ConfigError(f"{key}={value!r} must be an int >= 1")
     return value
+
+
+def _number(value: Any) -> float | None:
+    """``value`` as a float, or None for a bool or anything ``float`` does not take."""
+    if isinstance(value, bool):
+        return None
+    try:
+        return float(value)
+    except (TypeError, ValueError):
+        return None
+
+
+def probability_threshold(key: str, value: Any) -> float:
+    """``value`` as a float strictly between 0 and 1, or a :class:`ConfigError` naming ``key``.
+
+    At 0 or below every pixel is foreground, at 1 or above none is: no threshold outside (0, 1) segments.
+    """
+    number = _number(value)
+    if number is None or not 0.0 < number < 1.0:
+        raise ConfigError(f"{key}={value!r}: a probability threshold lies strictly between 0 and 1")
+    return number
+
+
+def pixel_spacing(value: Any, key: str = "dataset.spacing") -> tuple[float, float] | None:
+    """The pixel size ``(row, col)`` in mm given by config ``key``, or None (``null``: distances in pixels).
+
+    Raises:
+        ConfigError: anything but null or two finite numbers > 0, in one line naming ``key``.
+    """
+    if value is None:
+        return None
+    pair = isinstance(value, (list, tuple)) and len(value) == 2
+    numbers = [_number(v) for v in value] if pair else [None]
+    if any(v is None or not math.isfinite(v) or v <= 0 for v in numbers):
+        raise ConfigError(
+            f"{key}={value!r}: expected the pixel size [row, col] in mm, two numbers > 0, "
+            "or null (distances in pixels)"
+        )
+    return numbers[0], numbers[1]
 
 
 def check_train_config(cfg: Mapping) -> None:
@@ -33,6 +74,9 @@ def check_train_config(cfg: Mapping) -> None:
     workers = cfg["data"].get("num_workers", 0)
     if isinstance(workers, bool) or not isinstance(workers, int) or workers < 0:
         raise ConfigError(f"data.num_workers={workers!r} must be an int >= 0")
+    probability_threshold("eval.threshold", cfg["eval"]["threshold"])
+    pixel_spacing(cfg["dataset"].get("spacing"))
+    check_prompt_options(cfg.get("prompt") or {})
 
 
 def make_folder(key: str, path: str | Path) -> Path:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -20,6 +21,7 @@ def evaluate_batch(
     overlay_dir: Path | None = None,
     overlays: int = 0,
     class_names: list[str] | None = None,
+    spacing: Sequence[float] | None = None,
 ) -> None:
     """Score every image and class of a batch into ``accumulator`` (through :meth:`MetricAccumulator.add`).
 
@@ -35,6 +37,10 @@ def evaluate_batch(
         overlay_dir: where overlay PNGs go (original resolution when ``dataset`` is given).
         overlays: overlays are written for cases whose dataset index is below this number.
         class_names: names of the classes, recorded in each row as ``class_name`` (the index as text without).
+        spacing: the data set's pixel size ``(row, col)`` in mm (``dataset.spacing``), or None. It is the size
+            of an original pixel, so it applies to the original-resolution rows, whose HD95 is then in mm;
+            HD95 at the model's resolution stays in model pixels (the paper's protocol). Every row records
+            its unit in ``hd95_unit`` (``"mm"`` or ``"px"``).
     """
     names = list(class_names or [])
     probs = torch.sigmoid(logits).cpu()  # (B, C, S, S)
@@ -43,7 +49,16 @@ def evaluate_batch(
     for i in range(len(probs)):
         name, index = str(batch["name"][i]), int(batch["index"][i])
         pred = probs[i] > threshold  # (C, S, S)
-        accumulator.add(name, pred, masks[i], fov=fovs[i], class_names=names, index=index, resolution="model")
+        accumulator.add(
+            name,
+            pred,
+            masks[i],
+            fov=fovs[i],
+            class_names=names,
+            index=index,
+            resolution="model",
+            hd95_unit="px",
+        )
         image, pred_show, gt_show = None, pred.any(0).numpy(), masks[i].any(0).numpy()
         if dataset is not None:
             original = dataset.original(index)
@@ -53,9 +68,11 @@ def evaluate_batch(
                 pred_o,
                 original["mask"],
                 fov=original["fov"],
+                spacing=(1.0, 1.0) if spacing is None else tuple(spacing),
                 class_names=names,
                 index=index,
                 resolution="original",
+                hd95_unit="px" if spacing is None else "mm",
             )
             image, pred_show, gt_show = original["image"], pred_o.any(0), original["mask"].any(0)
         if overlay_dir is not None and index < overlays:

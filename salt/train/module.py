@@ -17,6 +17,7 @@ from salt.losses import FocalDiceLoss
 from salt.metrics import MetricAccumulator
 from salt.model.sliding import sliding_window_logits, use_image_range
 from salt.peft import after_optimizer_step, base_fingerprint, regularization, set_training_steps
+from salt.train.checks import pixel_spacing
 from salt.train.errors import ConfigError, NonFiniteLossError
 from salt.train.evaluation import evaluate_batch
 from salt.train.factory import build_network
@@ -88,6 +89,8 @@ class SegmentationModule(L.LightningModule):
         self.reg_weight = float(cfg["peft"].get("reg_weight") or 0.0)
         self.threshold = float(cfg["eval"]["threshold"])
         self.class_names = list(cfg["dataset"].get("class_names") or [])
+        # The size of an original pixel in mm (None: unknown), for HD95 at the original resolution.
+        self.spacing = pixel_spacing(cfg["dataset"].get("spacing"))
         # Checkpoints omit the frozen base, so Lightning must not demand every key; the exact key set is
         # checked in on_load_checkpoint instead.
         self.strict_loading = False
@@ -219,6 +222,7 @@ class SegmentationModule(L.LightningModule):
             overlay_dir=overlay_dir,
             overlays=int(self.cfg["eval"].get("overlays", 0)),
             class_names=self.class_names,
+            spacing=self.spacing,
         )
 
     def on_test_epoch_end(self) -> None:

@@ -46,14 +46,19 @@ def summarize(
 ) -> dict | None:
     """Mean/std Dice and HD95 over the cases at ``resolution`` and the count under each empty-mask rule.
 
-    With several classes, ``per_class`` holds the same statistics per class, keyed by ``class_names`` (the
-    mean over every (image, class) pair is the overall ``dice``/``hd95``).
+    ``hd95_unit`` says what HD95 is in: ``"mm"`` (the original resolution of a data set with
+    ``dataset.spacing``) or ``"px"``. With several classes, ``per_class`` holds the same statistics per class,
+    keyed by ``class_names`` (the mean over every (image, class) pair is the overall ``dice``/``hd95``).
     """
     summary = accumulator.summary(resolution=resolution)
     if not summary["n_cases"]:
         return None
     renamed = {"dice_mean": "dice", "hd95_mean": "hd95"}
     out = {renamed.get(k, k): v for k, v in summary.items()}
+    units = {r.get("hd95_unit", "px") for r in accumulator.rows if r.get("resolution") == resolution}
+    if len(units) > 1:
+        raise ValueError(f"HD95 rows at {resolution} resolution mix the units {sorted(units)}")
+    out["hd95_unit"] = units.pop()
     if "per_class" in out:
         names = class_names if class_names and len(class_names) > max(out["per_class"]) else None
         out["per_class"] = {

@@ -23,7 +23,7 @@ from salt.data.reading import read_image, volume_shape, write_volume_like
 from salt.data.transforms import fit_to_square, to_model_coords, to_original
 from salt.model.sliding import sliding_window_logits
 from salt.peft import merge
-from salt.train.checks import check_output, positive_int
+from salt.train.checks import check_output, positive_int, probability_threshold
 from salt.train.errors import ConfigError
 from salt.train.loading import load_trained
 from salt.viz import save_overlay
@@ -364,6 +364,7 @@ def predict(cfg: DictConfig) -> dict:
         ``{"written": [...], "skipped": {file: reason}, "images_per_s": float}``.
     """
     batch_size = positive_int("data.batch_size", cfg.data.batch_size)
+    probability_threshold("threshold", cfg.threshold)
     files = _inputs(Path(cfg.input))
     out_dir = check_output("output", str(cfg.output), "folder", example="masks")
     device = _device(str(cfg.device))

@@ -13,11 +13,17 @@ from hydra.utils import instantiate
 from lightning.pytorch.strategies.launchers import _SubprocessScriptLauncher
 from omegaconf import DictConfig, OmegaConf
 
+from salt.data.prompts import check_prompt_options
 from salt.metrics import MetricAccumulator
 from salt.model import parameter_summary
 from salt.peft import count_adapter_parameters, save_adapter
 from salt.train.callbacks import AtomicCheckpointIO
-from salt.train.checks import check_train_config, make_output_folders, positive_int
+from salt.train.checks import (
+    check_train_config,
+    make_output_folders,
+    positive_int,
+    probability_threshold,
+)
 from salt.train.datamodule import VesselDataModule
 from salt.train.errors import ConfigError
 from salt.train.loading import check_resume, load_trained
@@ -74,7 +80,8 @@ def train(cfg: DictConfig) -> dict:
     plain = OmegaConf.to_container(cfg, resolve=True)
     check_train_config(plain)
     if cfg.get("ckpt_path"):
-        check_resume(plain)
+        # A run folder stands for its last.ckpt: the file resumed is the one config.yaml records.
+        plain["ckpt_path"] = cfg.ckpt_path = str(check_resume(plain))
     make_output_folders(plain)
     L.seed_everything(int(cfg.seed), workers=True)
 
@@ -102,7 +109,7 @@ def train(cfg: DictConfig) -> dict:
         with warnings.catch_warnings():
             # Layers kept in eval mode on purpose (BatchNorm statistics, see SamSegmenter) are not a mistake.
             warnings.filterwarnings("ignore", message=r"Found \d+ module\(s\) in eval mode")
-            trainer.fit(module, datamodule=datamodule, ckpt_path=cfg.get("ckpt_path"))
+            trainer.fit(module, datamodule=datamodule, ckpt_path=plain.get("ckpt_path"))
         if trainer.interrupted:
             return {}
 
@@ -161,9 +168,10 @@ def _zero_shot(trainer: L.Trainer, module: SegmentationModule, datamodule: Vesse
     mean = result["mean"] or {}
     if "dice" in mean:
         log.info(
-            "zero-shot test (before training): Dice %.4f  HD95 %.2f px over %d cases",
+            "zero-shot test (before training): Dice %.4f  HD95 %.2f %s over %d cases",
             mean["dice"],
             mean["hd95"],
+            mean["hd95_unit"],
             mean["n_cases"],
         )
     return result
@@ -175,13 +183,22 @@ def _best_val(history: list[dict]) -> dict | None:
 
 
 def _report(result: dict, out_dir: Path) -> None:
-    mean = result.get("mean") or {}
-    if "dice" in mean:
+    for key, where in (("mean", "model resolution"), ("mean_original", "original resolution")):
+        mean = result.get(key) or {}
+        if "dice" in mean:
+            log.info(
+                "test: Dice %.4f  HD95 %.2f %s over %d cases (%s)",
+                mean["dice"],
+                mean["hd95"],
+                mean["hd95_unit"],
+                mean["n_cases"],
+                where,
+            )
+    dataset = (result.get("config") or {}).get("dataset") or {}
+    if result.get("mean") and not result.get("mean_original") and dataset.get("spacing") is not None:
         log.info(
-            "test: Dice %.4f  HD95 %.2f px over %d cases (model resolution)",
-            mean["dice"],
-            mean["hd95"],
-            mean["n_cases"],
+            "dataset.spacing gives mm at the original resolution, which eval.original_resolution=false leaves "
+            "out: HD95 is in model pixels"
         )
     log.info("outputs in %s", out_dir)
 
@@ -212,6 +229,7 @@ def evaluate(cfg: DictConfig) -> dict:
         # The data set's img_size is its training size; evaluated, its images take the network's input size.
         dataset.pop("img_size", None)
     eval_cfg = OmegaConf.to_container(cfg.eval, resolve=True)
+    threshold = probability_threshold("eval.threshold", eval_cfg["threshold"])
     module, run_cfg = load_trained(cfg.ckpt, cfg.get("base_checkpoint"), dataset, given=cfg)
     size = run_cfg["dataset"]["img_size"]
     if configured_size is not None and configured_size != size:
@@ -224,8 +242,9 @@ def evaluate(cfg: DictConfig) -> dict:
         )
     module.output_dir = out_dir
     module.cfg["eval"] = {**run_cfg.get("eval", {}), **eval_cfg}
-    module.threshold = float(eval_cfg["threshold"])
+    module.threshold = threshold
     prompt = eval_prompt(run_cfg, OmegaConf.to_container(cfg.prompt, resolve=True) if "prompt" in cfg else {})
+    check_prompt_options(prompt)
     datamodule = VesselDataModule(
         run_cfg["dataset"],
         batch_size=batch_size,

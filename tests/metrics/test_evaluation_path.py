@@ -8,6 +8,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 from monai.metrics import compute_hausdorff_distance
+from scipy import ndimage
 
 from salt.metrics import MetricAccumulator
 from salt.train.evaluation import evaluate_batch
@@ -80,3 +81,53 @@ def test_evaluate_batch_rows_equal_an_independent_computation() -> None:
                 assert row["class_name"] == ["artery", "vein"][c] and row["index"] == i
     # the absent classes fall under the empty-mask rule, counted as such
     assert rows[("b", 0, "model")]["case"] == rows[("a", 1, "original")]["case"] == "gt_empty"
+
+
+def _hd95_with_spacing(
+    pred: np.ndarray, gt: np.ndarray, fov: np.ndarray, spacing: tuple[float, float]
+) -> float:
+    """HD95 in the units of ``spacing`` from scipy's Euclidean distance transform with anisotropic sampling."""
+    pred, gt = pred & fov, gt & fov
+    if not pred.any() and not gt.any():
+        return 0.0
+    if not pred.any() or not gt.any():
+        return float(np.hypot(pred.shape[0] * spacing[0], pred.shape[1] * spacing[1]))
+    cross = ndimage.generate_binary_structure(2, 1)
+    edges = [m & ~ndimage.binary_erosion(m, structure=cross) for m in (pred, gt)]
+    directed = [
+        np.percentile(ndimage.distance_transform_edt(~target, sampling=spacing)[source], 95)
+        for source, target in (edges, edges[::-1])
+    ]
+    return float(max(directed))
+
+
+def test_spacing_gives_hd95_in_mm_at_the_original_resolution_only() -> None:
+    # dataset.spacing is the size of an original pixel: the original-resolution rows are in mm, the model's
+    # (the paper's protocol) stay in pixels; each row says which.
+    rng = np.random.default_rng(1)
+    n, classes, spacing = 3, 2, (0.5, 0.25)
+    logits = torch.from_numpy(rng.normal(0, 2, (n, classes, S, S))).float()
+    masks = torch.from_numpy(rng.random((n, classes, S, S)) < 0.3).float()
+    fov = torch.ones(n, 1, S, S)
+    batch = {"mask": masks, "fov": fov, "name": ["a", "b", "c"], "index": torch.arange(n)}
+    dataset = _Upsampled(rng, n, classes)
+
+    accumulator = MetricAccumulator(key=("name", "class", "resolution"))
+    evaluate_batch(logits, batch, THRESHOLD, accumulator, dataset=dataset, spacing=spacing)
+    plain = MetricAccumulator(key=("name", "class", "resolution"))
+    evaluate_batch(logits, batch, THRESHOLD, plain, dataset=dataset)
+
+    rows = {(r["name"], r["class"], r["resolution"]): r for r in accumulator.rows}
+    probs = torch.sigmoid(logits)
+    for i, name in enumerate(batch["name"]):
+        up = dataset.to_original(probs[i], i).numpy() > THRESHOLD  # (C, H, W)
+        for c in range(classes):
+            model, original = rows[(name, c, "model")], rows[(name, c, "original")]
+            expected_px = _expected(
+                probs[i, c].numpy() > THRESHOLD, masks[i, c].numpy() > 0, np.ones((S, S), bool)
+            )
+            assert model["hd95"] == pytest.approx(expected_px[1], abs=1e-5) and model["hd95_unit"] == "px"
+            expected_mm = _hd95_with_spacing(up[c], dataset.masks[i, c], dataset.fov, spacing)
+            assert original["hd95"] == pytest.approx(expected_mm, abs=1e-5) and original["hd95_unit"] == "mm"
+    assert rows[("a", 1, "original")]["case"] == "gt_empty"  # the diagonal, in mm
+    assert {r["hd95_unit"] for r in plain.rows} == {"px"}  # no spacing: pixels everywhere

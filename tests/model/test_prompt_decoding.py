@@ -50,25 +50,44 @@ def test_points_and_boxes_equal_segment_anythings_forward(tiny: torch.nn.Module)
     tiny.set_prompt_mode("class")
 
 
-def test_a_class_without_a_box_is_predicted_absent(tiny: torch.nn.Module) -> None:
-    images = torch.rand(1, 3, 64, 64) * 255
-    prompts = {
+# Class 0 prompted, class 1 not (absent from the image): its box invalid, its point slots empty (label -1).
+MISSING_SECOND = {
+    "box": {
         "box": torch.tensor([[[4.0, 6.0, 30.0, 40.0], [0.0, 0.0, 0.0, 0.0]]]),
         "box_valid": torch.tensor([[True, False]]),
-    }
-    tiny.set_prompt_mode("box")
+    },
+    "point": {
+        "points": torch.tensor([[[[10.0, 12.0], [40.0, 41.0]], [[0.0, 0.0], [0.0, 0.0]]]]),
+        "point_labels": torch.tensor([[[1, 0], [-1, -1]]]),
+    },
+}
+# The same with class 1 prompted like class 0.
+BOTH = {
+    "box": {
+        "box": MISSING_SECOND["box"]["box"][:, :1].expand(1, 2, 4),
+        "box_valid": torch.ones(1, 2, dtype=bool),
+    },
+    "point": {
+        "points": MISSING_SECOND["point"]["points"][:, :1].expand(1, 2, 2, 2),
+        "point_labels": MISSING_SECOND["point"]["point_labels"][:, :1].expand(1, 2, 2),
+    },
+}
+
+
+@pytest.mark.parametrize("mode", ["box", "point", "class+box", "class+point"])
+def test_a_class_without_its_prompt_is_predicted_absent(tiny: torch.nn.Module, mode: str) -> None:
+    # With the class token too (class+box, class+point) a class that got no box or point is absent: training
+    # draws the prompts from the ground truth, so the token alone is never what finds a class.
+    kind = mode.removeprefix("class+")
+    images = torch.rand(1, 3, 64, 64, generator=torch.Generator().manual_seed(3)) * 255
+    tiny.set_prompt_mode(mode)
     with torch.no_grad():
-        out = tiny(images, prompts)
-        alone = tiny(
-            images, {"box": prompts["box"][:, :1].expand(1, 2, 4), "box_valid": torch.tensor([[True, True]])}
-        )
-    assert (out[0, 1] == EMPTY_LOGIT).all()
-    torch.testing.assert_close(out[0, 0], alone[0, 0])  # the other class is decoded as if alone
-    tiny.set_prompt_mode("class+box")
-    with torch.no_grad():
-        both = tiny(images, prompts)
-    assert not (both[0, 1] == EMPTY_LOGIT).all()  # the class token still prompts it
+        out = tiny(images, MISSING_SECOND[kind])
+        both = tiny(images, BOTH[kind])
     tiny.set_prompt_mode("class")
+    assert (out[0, 1] == EMPTY_LOGIT).all()
+    assert not (both[0, 1] == EMPTY_LOGIT).all()  # prompted, the same class is decoded
+    torch.testing.assert_close(out[0, 0], both[0, 0])  # the prompted class is decoded as if alone
 
 
 def test_missing_prompts_are_an_error(tiny: torch.nn.Module) -> None:
