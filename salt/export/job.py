@@ -29,6 +29,13 @@ from salt.train.loading import load_trained
 log = logging.getLogger(__name__)
 
 FORMATS = ("onnx", "torchscript")
+# The file name endings each format goes by; an output ending in another format's is refused (a TorchScript
+# archive named model.onnx would overwrite an ONNX file and fail to load in onnxruntime). Other endings are
+# taken as given.
+SUFFIXES: dict[str, tuple[str, ...]] = {
+    "onnx": (".onnx",),
+    "torchscript": (".pt", ".pth", ".ts", ".torchscript", ".jit"),
+}
 # The batch of the example the graph is traced with: 2, so no size-1 dimension gets specialised away.
 EXAMPLE_BATCH = 2
 # ONNX keeps tensors larger than this outside the protobuf (its 2 GiB limit).
@@ -46,10 +53,18 @@ def sidecar_path(output: Path) -> Path:
     return output.with_name(output.name + ".json")
 
 
-def _check_output(output: Path) -> None:
-    """Refuse an ``output`` that is a folder or lies in a folder that cannot be created or written to."""
+def _check_output(output: Path, fmt: str) -> None:
+    """Refuse an ``output`` that is a folder, ends in another format's suffix, or lies in a folder that cannot
+    be created or written to."""
     if output.is_dir():
         raise ConfigError(f"output={output}: is a folder; give a file name (e.g. {output / 'model.onnx'})")
+    suffix = output.suffix.lower()
+    other = next((name for name, suffixes in SUFFIXES.items() if name != fmt and suffix in suffixes), None)
+    if other is not None:
+        raise ConfigError(
+            f"output={output}: a {suffix} file is {other}, but format={fmt}; name it "
+            f"{output.with_suffix(SUFFIXES[fmt][0]).name} or set format={other}"
+        )
     parent = output.parent
     try:
         parent.mkdir(parents=True, exist_ok=True)
@@ -139,14 +154,15 @@ def export(cfg: DictConfig) -> dict:
         The sidecar's content.
 
     Raises:
-        ConfigError: an unknown format, an output that cannot be written, a checkpoint that cannot be read,
+        ConfigError: an unknown format, an output named for another format or that cannot be written, a
+            checkpoint that cannot be read,
             a classic network or a run prompted by boxes or points.
     """
     fmt = str(cfg.format)
     if fmt not in FORMATS:
         raise ConfigError(f"format={fmt}: unknown export format; valid: {', '.join(FORMATS)}")
     output = Path(str(cfg.output))
-    _check_output(output)
+    _check_output(output, fmt)
     module, run_cfg = load_trained(cfg.ckpt, cfg.get("base_checkpoint"))
     network = module.model
     if not isinstance(network, SamSegmenter):
