@@ -84,6 +84,12 @@ def train(cfg: DictConfig) -> dict:
     module = SegmentationModule(plain)
     module.output_dir = out_dir
     params = parameter_report(module, plain)
+    log.info(
+        "parameters: %s trainable of %s (%.3f%% of the base model)",
+        f"{params['trainable']:,}",
+        f"{params['total_base']:,}",
+        params["trainable_percent"],
+    )
 
     callbacks = _instantiate_all(cfg.get("callbacks"))
     loggers = _instantiate_all(cfg.get("logger")) or False
@@ -172,15 +178,19 @@ def _best_val(history: list[dict]) -> dict | None:
     return max(scored, key=lambda h: h["val/dice"]) if scored else None
 
 
-def _report(result: dict, out_dir: Path) -> None:
+def _report(result: dict, out_dir: Path, split: str = "test") -> None:
+    """Log the mean scores on ``split`` (with several classes, a line per class too) and where outputs went."""
     mean = result.get("mean") or {}
     if "dice" in mean:
         log.info(
-            "test: Dice %.4f  HD95 %.2f px over %d cases (model resolution)",
+            "%s: Dice %.4f  HD95 %.2f px over %d cases (model resolution)",
+            split,
             mean["dice"],
             mean["hd95"],
             mean["n_cases"],
         )
+        for name, stats in (mean.get("per_class") or {}).items():
+            log.info("%s, class %s: Dice %.4f  HD95 %.2f px", split, name, stats["dice"], stats["hd95"])
     log.info("outputs in %s", out_dir)
 
 
@@ -227,5 +237,5 @@ def evaluate(cfg: DictConfig) -> dict:
         "config": run_cfg,
     }
     result = write_results(out_dir, module.test_rows, info)
-    _report(result, out_dir)
+    _report(result, out_dir, str(cfg.split))
     return result
