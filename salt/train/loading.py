@@ -13,6 +13,7 @@ import torch
 from omegaconf import DictConfig, ListConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
+from salt.model.checkpoint import CheckpointError
 from salt.train.errors import ConfigError
 from salt.train.module import SegmentationModule
 
@@ -157,7 +158,15 @@ def load_trained(
         run_cfg["model"]["checkpoint"] = base_checkpoint
     if dataset is not None:
         run_cfg["dataset"] = dataset
-    module = SegmentationModule(run_cfg)
+    try:
+        module = SegmentationModule(run_cfg)
+    except CheckpointError as exc:
+        if base_checkpoint is None:
+            raise
+        # The only weights file read while the network is built is the base checkpoint: name its key.
+        text = str(exc)
+        named = text if text.startswith(f"{Path(base_checkpoint)}:") else f"{base_checkpoint}: {text}"
+        raise ConfigError(f"base_checkpoint={named}") from None
     if state is not None:
         module.on_load_checkpoint(state)
         module.load_state_dict(state["state_dict"], strict=False)

@@ -254,8 +254,16 @@ def predict(cfg: DictConfig) -> dict:
     writer = _Writer(model, device, cfg, out_dir, class_names, dtype)
     skipped: dict[str, str] = {}
     pending: list[_Plane] = []
+    # The bar counts images (volume slices) through the model, as the throughput line does: files are read
+    # ahead of the batch they join, so a count of files read would run ahead of the predictions.
+    progress = tqdm(total=len(_plane_sizes(files, slice_axis)) or None, desc="predict", unit="image")
     start = time.perf_counter()
-    for path in tqdm(files, desc="predict", unit="file"):
+
+    def run(batch: list[_Plane]) -> None:
+        writer.run(batch)
+        progress.update(len(batch))
+
+    for path in files:
         try:
             planes = read_image(path, slice_axis=slice_axis)
         except Exception as exc:  # a bad file is reported and skipped, whatever the reader raised
@@ -273,11 +281,13 @@ def predict(cfg: DictConfig) -> dict:
                 )
             item = _Plane(stem, plane, square, pad, image_prompts)
             if pending and (len(pending) == batch_size or _shapes(pending[0]) != _shapes(item)):
-                writer.run(pending)
+                run(pending)
                 pending = []
             pending.append(item)
     if pending:
-        writer.run(pending)
+        run(pending)
+    progress.total = progress.n  # less than announced when a file was skipped
+    progress.close()
     seconds = time.perf_counter() - start
     count = len(writer.written)
     rate = count / seconds if seconds > 0 else 0.0
