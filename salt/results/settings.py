@@ -2,7 +2,9 @@
 
 A sweep over a setting the row label does not name (``-m optim.lr=1e-3,3e-4``, ``dataset.max_epochs=...``)
 gives runs with the same row, data set and seed. They are not duplicates, so the table shows each as its
-own row, named by the settings that differ: ``"Decoder-only [medsam_lite], optim.lr=0.001"``.
+own row, named by the settings that differ: ``"Decoder-only [medsam_lite], optim.lr=0.001"``. So do two
+folders evaluated with one data-set config (``eval.py ... dataset=drive dataset.root=<folder>``): what was
+evaluated is the data set's name and its ``dataset.root``, and the row names the folder.
 """
 
 from __future__ import annotations
@@ -12,8 +14,9 @@ from collections import defaultdict
 from collections.abc import Sequence
 from typing import Any
 
-# Config keys (and key prefixes) that say where a run read or wrote, how it was logged or shown, or which
-# hardware kind ran it, never what it computed: runs that differ only in these are the same cell.
+# Config keys (and key prefixes) that say where a run wrote, how it was logged or shown, or which hardware
+# kind ran it, never what it computed: runs that differ only in these are the same cell. ``dataset.root``
+# is not one of them: it says which images were evaluated.
 BOOKKEEPING: tuple[str, ...] = (
     "task_name",
     "seed",
@@ -28,7 +31,6 @@ BOOKKEEPING: tuple[str, ...] = (
     "data.pin_memory",
     "eval.overlays",
     "eval.original_resolution",
-    "dataset.root",
     "trainer.default_root_dir",
     "trainer.accelerator",
     "trainer.log_every_n_steps",
