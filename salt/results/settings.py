@@ -38,6 +38,10 @@ BOOKKEEPING: tuple[str, ...] = (
 )
 
 
+# The folder a run read its images from: with the data set's name, what was evaluated.
+ROOT_KEY = "dataset.root"
+
+
 def _bookkeeping(key: str) -> bool:
     return any(key == prefix or key.startswith(prefix + ".") for prefix in BOOKKEEPING)
 
@@ -77,13 +81,26 @@ def _shown(value: str) -> str:
     return parsed if isinstance(parsed, str) else value
 
 
+def _without_redundant_root(keys: list[str], settings: Sequence[dict[str, str]]) -> list[str]:
+    """``keys`` less ``dataset.root`` when the other keys already tell its folders apart (a data set generated
+    per setting, root ``.../synthetic_n60``, is named by the setting, not by its path)."""
+    others = [k for k in keys if k != ROOT_KEY]
+    if ROOT_KEY not in keys or not others:
+        return keys
+    roots: dict[tuple[str | None, ...], set[str | None]] = defaultdict(set)
+    for s in settings:
+        roots[tuple(s.get(k) for k in others)].add(s.get(ROOT_KEY))
+    return others if all(len(r) == 1 for r in roots.values()) else keys
+
+
 def distinguish_rows(cells: Sequence[tuple[str, str, int | None, dict[str, str]]]) -> list[str]:
     """Row labels with the settings that tell apart runs of one cell appended.
 
     Runs sharing row, data set and seed whose :func:`run_settings` differ get, in every run of that row,
     the differing keys and their values (``", optim.lr=0.001"``); of keys that always move together
-    (``optim.lr`` interpolated from ``dataset.optim.lr``) the shortest is shown. Runs whose settings agree
-    keep their label (true duplicates, left to the caller).
+    (``optim.lr`` interpolated from ``dataset.optim.lr``) the shortest is shown, and ``dataset.root`` only
+    where the other keys shown do not already tell its folders apart. Runs whose settings agree keep their
+    label (true duplicates, left to the caller).
 
     Args:
         cells: per run ``(row, dataset, seed, settings)``, settings from :func:`run_settings`.
@@ -104,7 +121,9 @@ def distinguish_rows(cells: Sequence[tuple[str, str, int | None, dict[str, str]]
         together: dict[tuple[str | None, ...], list[str]] = defaultdict(list)
         for key in row_keys:
             together[tuple(s.get(key) for s in in_row)].append(key)
-        shown[row] = sorted(min(group, key=lambda k: (len(k), k)) for group in together.values())
+        shown[row] = _without_redundant_root(
+            sorted(min(group, key=lambda k: (len(k), k)) for group in together.values()), in_row
+        )
     labels = []
     for row, _, _, settings in cells:
         parts = [f"{key}={_shown(settings[key])}" for key in shown.get(row, []) if key in settings]

@@ -221,3 +221,24 @@ def test_one_config_evaluated_on_two_folders_makes_two_rows(
         ("S-SAM, dataset.root=/data/clinic_a", 0.8),
         ("S-SAM, dataset.root=/data/clinic_b", 0.4),
     ]
+
+
+def test_a_folder_generated_per_setting_is_named_by_the_setting(tmp_path: Path) -> None:
+    # experiment=proxy: root .../synthetic_n<n>, so the root moves with dataset.synthetic.n.
+    for n in (60, 100):
+        config = {
+            "dataset": {"name": "synthetic", "root": f"/data/proxy/synthetic_n{n}", "synthetic": {"n": n}}
+        }
+        write_run(
+            tmp_path / str(n),
+            dataset="synthetic",
+            seed=0,
+            dice=n / 200,
+            hd95=5.0,
+            method="svd",
+            config=config,
+        )
+    assert [r.row for r in find_runs(tmp_path)] == [
+        "S-SAM, dataset.synthetic.n=100",
+        "S-SAM, dataset.synthetic.n=60",
+    ]
