@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -22,7 +22,7 @@ from salt.peft import merge
 from salt.train.checks import positive_int
 from salt.train.errors import ConfigError
 from salt.train.loading import load_trained
-from salt.viz import save_overlay
+from salt.viz import ShownPrompts, save_overlay
 
 log = logging.getLogger(__name__)
 
@@ -149,6 +149,7 @@ class _Plane:
     square: np.ndarray  # (S, S, 3) uint8
     pad: np.ndarray  # (4,) top, bottom, left, right
     prompts: dict[str, torch.Tensor] | None
+    given: dict[int, ClassPrompt] = field(default_factory=dict)  # the file's prompts, in original pixels
 
 
 class _Writer:
@@ -196,7 +197,20 @@ class _Writer:
                 binary = (prob[c] > self.threshold).numpy().astype(np.uint8) * 255
                 Image.fromarray(binary).save(self.out_dir / f"{item.stem}_{name}_mask.png")
         if self.overlays:
-            save_overlay(self.out_dir / f"{item.stem}_overlay.png", item.plane, mask > 0, None)
+            per_class = (prob > self.threshold).numpy()  # (C, H, W)
+            shown = ShownPrompts(
+                boxes={c: p.box for c, p in item.given.items() if p.box is not None},
+                points={c: np.asarray(p.points) for c, p in item.given.items() if p.points},
+                labels={c: np.asarray(p.labels) for c, p in item.given.items() if p.points},
+            )
+            save_overlay(
+                self.out_dir / f"{item.stem}_overlay.png",
+                item.plane,
+                per_class,
+                None,
+                class_names=self.names,
+                prompts=shown,
+            )
         self.written.append(f"{item.stem}_mask.png")
 
 
@@ -279,7 +293,7 @@ def predict(cfg: DictConfig) -> dict:
                 image_prompts = prompt_tensors(
                     prompts.get(stem, {}), kind, (height, width), len(class_names), size, resize
                 )
-            item = _Plane(stem, plane, square, pad, image_prompts)
+            item = _Plane(stem, plane, square, pad, image_prompts, prompts.get(stem, {}))
             if pending and (len(pending) == batch_size or _shapes(pending[0]) != _shapes(item)):
                 run(pending)
                 pending = []
