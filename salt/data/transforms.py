@@ -183,3 +183,12 @@ def to_model_coords(xy: np.ndarray, orig_size: tuple[int, int], size: int, mode:
     h, w = content_shape(height, width, size, mode)
     scale = np.array([w / width, h / height], dtype=np.float32)
     return (np.asarray(xy, dtype=np.float32) * scale).astype(np.float32)
+
+
+def to_image_coords(xy: np.ndarray, orig_size: tuple[int, int], size: int, mode: str) -> np.ndarray:
+    """The inverse of :func:`to_model_coords`: pixel coordinates ``(..., 2)`` as ``(x, y)`` of the
+    ``size x size`` input mapped back onto the ``(H, W)`` image."""
+    height, width = orig_size
+    h, w = content_shape(height, width, size, mode)
+    scale = np.array([width / w, height / h], dtype=np.float32)
+    return (np.asarray(xy, dtype=np.float32) * scale).astype(np.float32)

@@ -30,6 +30,13 @@ from salt.train.loading import load_trained
 log = logging.getLogger(__name__)
 
 FORMATS = ("onnx", "torchscript")
+# The file name endings each format goes by; an output ending in another format's is refused (a TorchScript
+# archive named model.onnx would overwrite an ONNX file and fail to load in onnxruntime). Other endings are
+# taken as given.
+SUFFIXES: dict[str, tuple[str, ...]] = {
+    "onnx": (".onnx",),
+    "torchscript": (".pt", ".pth", ".ts", ".torchscript", ".jit"),
+}
 # The batch of the example the graph is traced with: 2, so no size-1 dimension gets specialised away.
 EXAMPLE_BATCH = 2
 # ONNX keeps tensors larger than this outside the protobuf (its 2 GiB limit).
@@ -45,6 +52,17 @@ RESIZE_RULES = {
 def sidecar_path(output: Path) -> Path:
     """Where the description of ``output`` goes: ``<output>.json`` (``model.onnx`` -> ``model.onnx.json``)."""
     return output.with_name(output.name + ".json")
+
+
+def _check_suffix(output: Path, fmt: str) -> None:
+    """Refuse an ``output`` whose suffix names the other format (``format=torchscript output=model.onnx``)."""
+    suffix = output.suffix.lower()
+    other = next((name for name, suffixes in SUFFIXES.items() if name != fmt and suffix in suffixes), None)
+    if other is not None:
+        raise ConfigError(
+            f"output={output}: a {suffix} file is {other}, but format={fmt}; name it "
+            f"{output.with_suffix(SUFFIXES[fmt][0]).name} or set format={other}"
+        )
 
 
 def _write_onnx(model: ExportedSegmenter, example: torch.Tensor, path: Path) -> None:
@@ -72,8 +90,13 @@ def _write_torchscript(model: ExportedSegmenter, example: torch.Tensor, path: Pa
         # The tracer flags every Python number read from a shape; the ones in SAM's code are image sizes,
         # fixed by img_size, and the batch size stays free (the tests run traced files at other batches).
         warnings.simplefilter("ignore", torch.jit.TracerWarning)
+        # format=torchscript asks for exactly these calls; their notice that TorchScript is deprecated in
+        # favour of torch.export (format=onnx goes through it) leaves the user nothing to do.
+        warnings.filterwarnings(
+            "ignore", message=r"`torch\.jit\.(trace|trace_method|save)` is deprecated", category=FutureWarning
+        )
         traced = torch.jit.trace(model, (example,), check_trace=False)
-    torch.jit.save(traced, str(path))
+        torch.jit.save(traced, str(path))
 
 
 def _opset(path: Path) -> int | None:
@@ -152,7 +175,8 @@ def export(cfg: DictConfig) -> dict:
         The sidecar's content.
 
     Raises:
-        ConfigError: an unknown format, an output that cannot be written, a checkpoint that cannot be read,
+        ConfigError: an unknown format, an output named for another format or that cannot be written, a
+            checkpoint that cannot be read,
             a classic network or a run prompted by boxes or points.
     """
     fmt = str(cfg.format)
@@ -162,6 +186,7 @@ def export(cfg: DictConfig) -> dict:
     if given is not None:
         threshold = probability_threshold("threshold", given)
     output = Path(str(cfg.output))
+    _check_suffix(output, fmt)
     check_output("output", output, "file", example="model.onnx")
     module, run_cfg = load_trained(cfg.ckpt, cfg.get("base_checkpoint"))
     network = module.model

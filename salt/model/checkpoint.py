@@ -6,6 +6,7 @@ exact missing/unexpected key sets, so a partial load can never pass silently.
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import torch
@@ -17,6 +18,21 @@ CHECKPOINTS_HELP = "see checkpoints/README.md for the official file names and do
 
 class CheckpointError(UserError, ValueError):
     """A checkpoint file is missing, unreadable or does not fit the requested model (one-line message)."""
+
+
+# torch.load's weights-only refusal opens with paragraphs of advice; what the file held follows this marker.
+_UNPICKLER_MARKER = "WeightsUnpickler error:"
+
+
+def load_failure(exc: BaseException) -> str:
+    """Why ``torch.load`` failed, as one whole sentence: the exception's type and the first sentence of its
+    message (for a weights-only refusal, of what the file held rather than torch's advice)."""
+    text = str(exc)
+    if _UNPICKLER_MARKER in text:
+        text = text.split(_UNPICKLER_MARKER, 1)[1]
+    line = next((line.strip() for line in text.splitlines() if line.strip()), "")
+    sentence = re.split(r"(?<=[.!?])\s", line, maxsplit=1)[0].rstrip(".")
+    return f"{type(exc).__name__}: {sentence}" if sentence else type(exc).__name__
 
 
 def read_state_dict(path: str | Path) -> dict[str, torch.Tensor]:
@@ -33,9 +49,8 @@ def read_state_dict(path: str | Path) -> dict[str, torch.Tensor]:
     try:
         obj = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:  # torch raises many types for corrupt files; all mean the same to a user
-        reason = str(exc).splitlines()[0][:120] if str(exc) else type(exc).__name__
         raise CheckpointError(
-            f"{path}: not a readable PyTorch checkpoint (truncated or wrong format: {reason})"
+            f"{path}: not a readable PyTorch checkpoint (truncated or wrong format: {load_failure(exc)})"
         ) from None
     for wrapper in ("model", "state_dict"):
         if isinstance(obj, dict) and isinstance(obj.get(wrapper), dict):

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Callable, Iterable
 
 from torch import nn
@@ -10,8 +9,6 @@ from torch import nn
 from salt.model.backbones import BackboneError, backbone
 from salt.model.segmenter import SamSegmenter
 from salt.peft.counting import adapter_parameter_names, added_parameter_names
-
-log = logging.getLogger(__name__)
 
 # The paper's policy on SAM ViT-B: every LayerNorm, the position embedding and the class prompt train.
 PAPER_POLICY = ("norm", "pos_embed", "prompt")
@@ -95,10 +92,4 @@ def parameter_summary(model: nn.Module, paper_denominator: float | None = None) 
     }
     if paper_denominator:
         summary["trainable_percent_paper"] = 100.0 * trainable / paper_denominator
-    log.info(
-        "parameters: %s trainable of %s (%.3f%% of the base model)",
-        f"{trainable:,}",
-        f"{total_base:,}",
-        summary["trainable_percent"],
-    )
     return summary

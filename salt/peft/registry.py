@@ -175,7 +175,7 @@ def inject(
     if rewritten:
         record["base_samples"] = rewritten
     setattr(model, INJECTIONS_ATTR, [*injections(model), record])
-    log.info("PEFT %s: adapted %d modules", method, len(names))
+    log.debug("PEFT %s: adapted %d modules", method, len(names))
     return names
 
 

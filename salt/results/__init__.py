@@ -1,11 +1,31 @@
-"""Results as data: collecting finished runs, Table 1 of the paper, and the comparison figures."""
+"""Results as data: collecting finished runs, Table 1 of the paper, and the comparison figures.
 
-from salt.results.aggregate import Row, Stat, Table, build_table
-from salt.results.collect import Run, RunError, find_runs, load_run, row_label
-from salt.results.paper import PAPER_DATASETS, PAPER_TABLE1, PaperRow
-from salt.results.plots import plot_dice_vs_params, plot_training_curves
-from salt.results.qualitative import overlay_grid
-from salt.results.table import to_csv, to_latex, to_markdown
+The names below are imported from their modules on first use, so that a script needing only the paper's
+numbers (``salt.results.paper``) does not load the image readers and plotting the figures need.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from salt.results.aggregate import Row, Stat, Table, build_table
+    from salt.results.collect import Run, RunError, find_runs, load_run, row_label
+    from salt.results.paper import PAPER_DATASETS, PAPER_TABLE1, PaperRow
+    from salt.results.plots import plot_dice_vs_params, plot_training_curves
+    from salt.results.qualitative import overlay_grid
+    from salt.results.table import to_csv, to_latex, to_markdown
+
+_MODULES = {
+    "aggregate": ("Row", "Stat", "Table", "build_table"),
+    "collect": ("Run", "RunError", "find_runs", "load_run", "row_label"),
+    "paper": ("PAPER_DATASETS", "PAPER_TABLE1", "PaperRow"),
+    "plots": ("plot_dice_vs_params", "plot_training_curves"),
+    "qualitative": ("overlay_grid",),
+    "table": ("to_csv", "to_latex", "to_markdown"),
+}
+_SOURCE = {name: module for module, names in _MODULES.items() for name in names}
 
 __all__ = [
     "PAPER_DATASETS",
@@ -27,3 +47,15 @@ __all__ = [
     "to_latex",
     "to_markdown",
 ]
+
+
+def __getattr__(name: str) -> Any:
+    if name not in _SOURCE:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(importlib.import_module(f"{__name__}.{_SOURCE[name]}"), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted({*globals(), *__all__})

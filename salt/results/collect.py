@@ -204,9 +204,10 @@ def find_runs(root: Path, resolution: str = "model", split: str = "test") -> lis
 
     Unreadable files are skipped with a warning, runs of another split with an info message. Runs that
     agree in row, data set and seed but not in their settings (a sweep over a key the row does not name,
-    e.g. ``optim.lr``) each get their own row, named by the differing settings
-    (:func:`salt.results.settings.distinguish_rows`). Runs that agree in settings too are duplicates: the
-    newest ``metrics.json`` (by modification time) is kept, with a warning.
+    e.g. ``optim.lr``, or one data-set config evaluated on two folders, ``dataset.root``) each get their own
+    row, named by the differing settings (:func:`salt.results.settings.distinguish_rows`). Runs that agree
+    in settings too are duplicates: the newest ``metrics.json`` (by modification time) is kept, with a
+    warning.
 
     Returns:
         Runs sorted by row, data set and seed.

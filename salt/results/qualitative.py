@@ -13,14 +13,14 @@ from matplotlib.figure import Figure
 from PIL import Image
 
 from salt.data.layout import FolderIndex, find_mask
-from salt.data.reading import read_image, read_labels
+from salt.data.reading import labels_to_masks, normalise_label_map, read_image, read_labels
 from salt.results.collect import Run
 from salt.results.paper import dataset_title
 from salt.viz.overlay import as_rgb, overlay
 
 log = logging.getLogger(__name__)
 PANEL_INCHES = 2.4
-LEGEND = "white: vessel found, red: vessel missed, cyan: false vessel"
+LEGEND = "white (with several classes, the class's colour): found, red: missed, cyan: false positive"
 
 
 def _overlays(run: Run) -> dict[str, Path]:
@@ -28,11 +28,20 @@ def _overlays(run: Run) -> dict[str, Path]:
     return {p.stem: p for p in sorted(folder.glob("*.png"))} if folder.is_dir() else {}
 
 
+def _dataset_config(run: Run) -> dict:
+    """The run's recorded ``config.dataset`` (empty when unreadable)."""
+    try:
+        dataset = json.loads((run.path / "metrics.json").read_text())["config"]["dataset"]
+    except (OSError, KeyError, TypeError, ValueError):
+        return {}
+    return dataset if isinstance(dataset, dict) else {}
+
+
 def _case_sources(run: Run, cases: Sequence[str]) -> dict[str, tuple[Path, Path]] | None:
     """``case -> (image file, mask file)`` in the run's data-set folder (canonical layout), or None unless
     every case is found there (volume slices are not)."""
     try:
-        root = Path(json.loads((run.path / "metrics.json").read_text())["config"]["dataset"]["root"])
+        root = Path(_dataset_config(run)["root"])
         images, masks = FolderIndex(root / "images"), FolderIndex(root / "masks")
     except (OSError, KeyError, TypeError, ValueError):
         return None
@@ -45,9 +54,12 @@ def _case_sources(run: Run, cases: Sequence[str]) -> dict[str, tuple[Path, Path]
     return sources
 
 
-def _source_panels(image_path: Path, mask_path: Path) -> list[tuple[str, np.ndarray]]:
+def _source_panels(image_path: Path, mask_path: Path, dataset: dict) -> list[tuple[str, np.ndarray]]:
+    """The image and its ground truth, each class in its overlay colour (``dataset``: the run's config)."""
     picture = as_rgb(read_image(image_path)[0])  # (H, W, 3) uint8
-    truth = read_labels(mask_path)[0] > 0  # (H, W)
+    num_classes = int(dataset.get("num_classes") or 1)
+    label_map = normalise_label_map(dataset.get("label_map"), num_classes)
+    truth = labels_to_masks(read_labels(mask_path)[0], label_map, num_classes)  # (C, H, W)
     return [("image", picture), ("ground truth", overlay(picture, truth))]
 
 
@@ -89,7 +101,7 @@ def overlay_grid(
     FigureCanvasAgg(fig)
     axes = fig.subplots(len(cases), columns, squeeze=False)
     for i, case in enumerate(cases):
-        panels = _source_panels(*sources[case]) if sources else []
+        panels = _source_panels(*sources[case], _dataset_config(source_run)) if sources else []
         for j, (_, picture) in enumerate(panels):
             axes[i][j].imshow(picture)
         for j, title in enumerate(["image", "ground truth"][:extra] + methods):

@@ -1,7 +1,8 @@
-"""What the training run always uses for its checkpoints: ``last.ckpt`` and atomic file writes."""
+"""What the training run always uses: ``last.ckpt``, atomic checkpoint writes, a model summary without FLOPs."""
 
 from __future__ import annotations
 
+import importlib.util
 import logging
 import os
 from pathlib import Path
@@ -9,8 +10,12 @@ from typing import Any
 
 import lightning as L
 import torch
-from lightning.pytorch.callbacks import Checkpoint
+from lightning.pytorch.callbacks import Checkpoint, ModelSummary, RichModelSummary
 from lightning.pytorch.plugins.io import TorchCheckpointIO
+from lightning.pytorch.utilities.model_summary.model_summary import (
+    get_formatted_model_size,
+    get_human_readable_count,
+)
 
 from salt.errors import ConfigError
 
@@ -98,3 +103,87 @@ class LastCheckpoint(Checkpoint):
             return
         trainer.save_checkpoint(self.path, weights_only=False)
         self._saved_step = trainer.global_step
+
+
+class LayerSummary(ModelSummary):
+    """Lightning's model summary at the start of training (layers, parameter counts, train/eval modules)
+    without the FLOPs column and total when they were not measured.
+
+    Lightning counts FLOPs only for a module that sets ``example_input_array``; the segmentation module sets
+    none, so its default summary reads 0 FLOPs for every layer. Drawn as Lightning's default summary is:
+    a Rich table on the console where Rich is installed, else plain text in the log.
+
+    Args:
+        max_depth: the layer nesting the table shows (0: no summary).
+    """
+
+    @staticmethod
+    def summarize(
+        summary_data: list[tuple[str, list[str]]],
+        total_parameters: int,
+        trainable_parameters: int,
+        model_size: float,
+        total_training_modes: dict[str, int],
+        total_flops: int,
+        **summarize_kwargs: Any,
+    ) -> None:
+        """Print the table and the totals (Lightning's own summary where FLOPs were counted)."""
+        rich = importlib.util.find_spec("rich") is not None
+        if total_flops:
+            parent = RichModelSummary if rich else ModelSummary
+            parent.summarize(
+                summary_data,
+                total_parameters,
+                trainable_parameters,
+                model_size,
+                total_training_modes,
+                total_flops,
+                **summarize_kwargs,
+            )
+            return
+        columns = [(name, [str(v) for v in values]) for name, values in summary_data if name != "FLOPs"]
+        totals = [
+            ("Trainable params", get_human_readable_count(trainable_parameters)),
+            ("Non-trainable params", get_human_readable_count(total_parameters - trainable_parameters)),
+            ("Total params", get_human_readable_count(total_parameters)),
+            ("Total estimated model params size (MB)", get_formatted_model_size(model_size)),
+            ("Modules in train mode", str(total_training_modes["train"])),
+            ("Modules in eval mode", str(total_training_modes["eval"])),
+        ]
+        if rich:
+            _print_rich(columns, totals, summarize_kwargs.get("header_style", "bold magenta"))
+        else:
+            log.info("\n%s", _plain_table(columns, totals))
+
+
+def _print_rich(
+    columns: list[tuple[str, list[str]]], totals: list[tuple[str, str]], header_style: str
+) -> None:
+    from rich import get_console
+    from rich.table import Table
+
+    table = Table(header_style=header_style)
+    numeric = {"Params", "Params per Device", "In sizes", "Out sizes"}
+    for name, _ in columns:
+        table.add_column(
+            name, justify="right" if name in numeric else "left", style="dim" if name == " " else None
+        )
+    for row in zip(*(values for _, values in columns)):
+        table.add_row(*row)
+    grid = Table.grid(expand=True)
+    grid.add_column()
+    for label, value in totals:
+        grid.add_row(f"[bold]{label}[/]: {value}")
+    console = get_console()
+    console.print(table)
+    console.print(grid)
+
+
+def _plain_table(columns: list[tuple[str, list[str]]], totals: list[tuple[str, str]]) -> str:
+    widths = [max([len(name), *(len(v) for v in values)]) for name, values in columns]
+    lines = [" | ".join(name.ljust(w) for (name, _), w in zip(columns, widths))]
+    lines.append("-" * len(lines[0]))
+    lines += [" | ".join(v.ljust(w) for v, w in zip(row, widths)) for row in zip(*(v for _, v in columns))]
+    lines.append("-" * len(lines[0]))
+    lines += [f"{value:<10} {label}" for label, value in totals]
+    return "\n".join(lines)

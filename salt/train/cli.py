@@ -6,6 +6,7 @@ import logging
 import os
 import shutil
 import sys
+import warnings
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -51,6 +52,37 @@ def single_log_lines() -> None:
             lightning_log.removeHandler(handler)
 
 
+# Lightning's product adverts ("Tip: ... try installing litlogger / litmodels"), logged at every Trainer start.
+ADVERT_PREFIX = "💡 Tip: For seamless cloud"
+# The logger Lightning's rank-zero messages (its adverts among them) go through.
+LIGHTNING_INFO_LOGGER = "lightning.pytorch.utilities.rank_zero"
+
+
+class DropAdverts(logging.Filter):
+    """Drops Lightning's advert records and nothing else."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not record.getMessage().startswith(ADVERT_PREFIX)
+
+
+def quiet_library_notices() -> None:
+    """Silence, by their exact text, the library lines every run printed that a user cannot act on.
+
+    Lightning's adverts for its cloud services, and the deprecation warning Lightning's own pytree helper
+    triggers inside torch (``isinstance(treespec, LeafSpec)``, once per loop start). Every other record and
+    warning is kept.
+    """
+    lightning_log = logging.getLogger(LIGHTNING_INFO_LOGGER)
+    if not any(isinstance(f, DropAdverts) for f in lightning_log.filters):
+        lightning_log.addFilter(DropAdverts())
+    warnings.filterwarnings(
+        "ignore",
+        message=r"`isinstance\(treespec, LeafSpec\)` is deprecated",
+        category=FutureWarning,
+        module=r"lightning\.pytorch\.utilities\._pytree",
+    )
+
+
 def run_job(job: Callable[[DictConfig], Any], cfg: DictConfig) -> Any:
     """Run ``job(cfg)``; a user mistake is logged as one line and exits with status 1.
 
@@ -58,6 +90,7 @@ def run_job(job: Callable[[DictConfig], Any], cfg: DictConfig) -> Any:
     ``SALT_DEBUG=1`` to get the full traceback instead.
     """
     single_log_lines()
+    quiet_library_notices()
     out_dir = Path(cfg.paths.output_dir)
     try:
         return job(cfg)

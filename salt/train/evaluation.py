@@ -1,15 +1,43 @@
-"""Per-image evaluation of a batch: metrics at the model's resolution and at the original one, overlays."""
+"""Per-image evaluation of a batch: metrics at the model's resolution and at the original one, overlays
+(each class in its colour, the box or point prompts drawn, a legend below)."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from functools import partial
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
 
+from salt.data.transforms import to_image_coords
 from salt.metrics import MetricAccumulator
-from salt.viz import save_overlay
+from salt.viz import ShownPrompts, save_overlay
+
+
+def shown_prompts(
+    batch: dict, i: int, to_image: Callable[[np.ndarray], np.ndarray] | None = None
+) -> ShownPrompts:
+    """The box or point prompts item ``i`` of ``batch`` was given, for its overlay.
+
+    Args:
+        batch: a collated batch; ``box (B, C, 4)`` with ``box_valid (B, C)``, or ``points (B, C, K, 2)``
+            with ``point_labels (B, C, K)`` (-1: no point), in model-input pixels.
+        to_image: maps ``(..., 2)`` model-input ``x, y`` onto the picture drawn (None: the model input).
+    """
+    move = to_image or (lambda xy: xy)
+    shown = ShownPrompts()
+    if "box" in batch:
+        boxes, valid = batch["box"][i].cpu().numpy(), batch["box_valid"][i].cpu().numpy()  # (C, 4), (C,)
+        shown.boxes = {c: move(boxes[c].reshape(2, 2)).reshape(4) for c in range(len(boxes)) if valid[c]}
+    if "points" in batch:
+        points, labels = batch["points"][i].cpu().numpy(), batch["point_labels"][i].cpu().numpy()
+        for c in range(len(points)):  # (K, 2), (K,)
+            keep = labels[c] >= 0
+            if keep.any():
+                shown.points[c], shown.labels[c] = move(points[c][keep]), labels[c][keep]
+    return shown
 
 
 def evaluate_batch(
@@ -59,7 +87,8 @@ def evaluate_batch(
             resolution="model",
             hd95_unit="px",
         )
-        image, pred_show, gt_show = None, pred.any(0).numpy(), masks[i].any(0).numpy()
+        image, pred_show, gt_show = None, pred.numpy(), masks[i].numpy()  # (C, S, S) each
+        to_image = None
         if dataset is not None:
             original = dataset.original(index)
             pred_o = (dataset.to_original(probs[i], index) > threshold).numpy()  # (C, H, W)
@@ -74,8 +103,15 @@ def evaluate_batch(
                 resolution="original",
                 hd95_unit="px" if spacing is None else "mm",
             )
-            image, pred_show, gt_show = original["image"], pred_o.any(0), original["mask"].any(0)
+            image, pred_show, gt_show = original["image"], pred_o, original["mask"]  # (C, H, W) masks
+            if "box" in batch or "points" in batch:  # prompts are in model-input pixels (resized mode)
+                to_image = partial(
+                    to_image_coords, orig_size=image.shape[:2], size=dataset.img_size, mode=dataset.resize
+                )
         if overlay_dir is not None and index < overlays:
             if image is None:
                 image = batch["image"][i].permute(1, 2, 0).clamp(0, 255).byte().cpu().numpy()  # (S, S, 3)
-            save_overlay(overlay_dir / f"{name}.png", image, pred_show, gt_show)
+            prompts = shown_prompts(batch, i, to_image)
+            save_overlay(
+                overlay_dir / f"{name}.png", image, pred_show, gt_show, class_names=names, prompts=prompts
+            )

@@ -19,7 +19,7 @@ from torch import nn
 
 from salt.errors import UserError
 from salt.model import BackboneError, backbone, set_trainable
-from salt.peft import adapter_ranks, inject_from_config
+from salt.peft import adapter_ranks, inject_from_config, injections
 from salt.train.errors import ConfigError
 
 log = logging.getLogger(__name__)
@@ -123,7 +123,11 @@ def build_network(cfg: Mapping) -> tuple[nn.Module, dict]:
         raise ConfigError(f"model.trainable: {exc}") from None
     options = peft_options(cfg)
     targets = inject_from_config(model, options)
-    log.info("PEFT %s on %d layers", options["method"], len(targets))
+    log.info(
+        "PEFT %s",
+        ", ".join(f"{r['method']}: adapted {len(r['targets'])} modules" for r in injections(model))
+        or f"{options['method']}: no module adapted",
+    )
     return model, {
         "checkpoint": backbone(model.backbone).weights_file(checkpoint) if checkpoint else None,
         "peft": options,

@@ -13,6 +13,7 @@ import torch
 from omegaconf import DictConfig, ListConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
+from salt.model.checkpoint import CheckpointError
 from salt.train.errors import ConfigError
 from salt.train.module import SegmentationModule
 
@@ -241,7 +242,15 @@ def load_trained(
                 f"{size} images; drop the setting (the data set's images are resized to {size} x {size})"
             )
         run_cfg["dataset"] = {**dataset, "img_size": size}
-    module = SegmentationModule(run_cfg)
+    try:
+        module = SegmentationModule(run_cfg)
+    except CheckpointError as exc:
+        if base_checkpoint is None:
+            raise
+        # The only weights file read while the network is built is the base checkpoint: name its key.
+        text = str(exc)
+        named = text if text.startswith(f"{Path(base_checkpoint)}:") else f"{base_checkpoint}: {text}"
+        raise ConfigError(f"base_checkpoint={named}") from None
     if state is not None:
         module.on_load_checkpoint(state)
         module.load_state_dict(state["state_dict"], strict=False)

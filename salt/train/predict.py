@@ -26,7 +26,7 @@ from salt.peft import merge
 from salt.train.checks import check_output, positive_int, probability_threshold
 from salt.train.errors import ConfigError
 from salt.train.loading import load_trained
-from salt.viz import save_overlay
+from salt.viz import ShownPrompts, save_overlay
 
 log = logging.getLogger(__name__)
 
@@ -213,6 +213,7 @@ class _Plane:
     prompts: dict[str, torch.Tensor] | None
     volume: _Volume | None = None  # the volume file it was cut from
     index: int = 0  # its position along the volume's slice axis
+    given: dict[int, ClassPrompt] = field(default_factory=dict)  # the file's prompts, in original pixels
 
 
 class _Writer:
@@ -296,7 +297,20 @@ class _Writer:
                 binary = (prob[c] > self.threshold).numpy().astype(np.uint8) * 255
                 Image.fromarray(binary).save(self.out_dir / f"{item.stem}_{name}_mask.png")
         if self.overlays:
-            save_overlay(self.out_dir / f"{item.stem}_overlay.png", item.plane, mask > 0, None)
+            per_class = (prob > self.threshold).numpy()  # (C, H, W)
+            shown = ShownPrompts(
+                boxes={c: p.box for c, p in item.given.items() if p.box is not None},
+                points={c: np.asarray(p.points) for c, p in item.given.items() if p.points},
+                labels={c: np.asarray(p.labels) for c, p in item.given.items() if p.points},
+            )
+            save_overlay(
+                self.out_dir / f"{item.stem}_overlay.png",
+                item.plane,
+                per_class,
+                None,
+                class_names=self.names,
+                prompts=shown,
+            )
         self.written.append(f"{item.stem}_mask.png")
 
     def _gather(self, item: _Plane, mask: np.ndarray, prob: torch.Tensor) -> None:
@@ -391,8 +405,16 @@ def predict(cfg: DictConfig) -> dict:
         )
     skipped: dict[str, str] = {}
     pending: list[_Plane] = []
+    # The bar counts images (volume slices) through the model, as the throughput line does: files are read
+    # ahead of the batch they join, so a count of files read would run ahead of the predictions.
+    progress = tqdm(total=len(_plane_sizes(files, slice_axis)) or None, desc="predict", unit="image")
     start = time.perf_counter()
-    for path in tqdm(files, desc="predict", unit="file"):
+
+    def run(batch: list[_Plane]) -> None:
+        writer.run(batch)
+        progress.update(len(batch))
+
+    for path in files:
         try:
             planes = read_image(path, slice_axis=slice_axis)
         except Exception as exc:  # a bad file is reported and skipped, whatever the reader raised
@@ -416,13 +438,15 @@ def predict(cfg: DictConfig) -> dict:
                 image_prompts = prompt_tensors(
                     prompts.get(stem, {}), kind, (height, width), len(class_names), size, resize
                 )
-            item = _Plane(stem, plane, square, pad, image_prompts, volume, k)
+            item = _Plane(stem, plane, square, pad, image_prompts, volume, k, prompts.get(stem, {}))
             if pending and (len(pending) == batch_size or _shapes(pending[0]) != _shapes(item)):
-                writer.run(pending)
+                run(pending)
                 pending = []
             pending.append(item)
     if pending:
-        writer.run(pending)
+        run(pending)
+    progress.total = progress.n  # less than announced when a file was skipped
+    progress.close()
     seconds = time.perf_counter() - start
     count = writer.planes
     rate = count / seconds if seconds > 0 else 0.0

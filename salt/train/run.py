@@ -93,6 +93,12 @@ def train(cfg: DictConfig) -> dict:
     module = SegmentationModule(plain)
     module.output_dir = out_dir
     params = parameter_report(module, plain)
+    log.info(
+        "parameters: %s trainable of %s (%.3f%% of the base model)",
+        f"{params['trainable']:,}",
+        f"{params['total_base']:,}",
+        params["trainable_percent"],
+    )
 
     callbacks = _instantiate_all(cfg.get("callbacks"))
     loggers = _instantiate_all(cfg.get("logger")) or False
@@ -182,16 +188,31 @@ def _best_val(history: list[dict]) -> dict | None:
     return max(scored, key=lambda h: h["val/dice"]) if scored else None
 
 
-def _report(result: dict, out_dir: Path) -> None:
+def _report(result: dict, out_dir: Path, split: str = "test") -> None:
+    """Log the mean scores on ``split`` at each resolution (with several classes, a line per class too), with
+    HD95's unit, and where outputs went."""
     for key, where in (("mean", "model resolution"), ("mean_original", "original resolution")):
         mean = result.get(key) or {}
-        if "dice" in mean:
+        if "dice" not in mean:
+            continue
+        unit = mean.get("hd95_unit", "px")
+        log.info(
+            "%s: Dice %.4f  HD95 %.2f %s over %d cases (%s)",
+            split,
+            mean["dice"],
+            mean["hd95"],
+            unit,
+            mean["n_cases"],
+            where,
+        )
+        for name, stats in (mean.get("per_class") or {}).items():
             log.info(
-                "test: Dice %.4f  HD95 %.2f %s over %d cases (%s)",
-                mean["dice"],
-                mean["hd95"],
-                mean["hd95_unit"],
-                mean["n_cases"],
+                "%s, class %s: Dice %.4f  HD95 %.2f %s (%s)",
+                split,
+                name,
+                stats["dice"],
+                stats["hd95"],
+                unit,
                 where,
             )
     dataset = (result.get("config") or {}).get("dataset") or {}
@@ -273,5 +294,5 @@ def evaluate(cfg: DictConfig) -> dict:
         "config": run_cfg,
     }
     result = write_results(out_dir, module.test_rows, info)
-    _report(result, out_dir)
+    _report(result, out_dir, str(cfg.split))
     return result

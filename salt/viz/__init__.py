@@ -7,6 +7,8 @@ from salt.viz.overlay import (
     FALSE_NEGATIVE,
     FALSE_POSITIVE,
     TRUE_POSITIVE,
+    ShownPrompts,
+    class_colours,
     overlay,
     save_overlay,
 )
@@ -16,6 +18,8 @@ __all__ = [
     "FALSE_NEGATIVE",
     "FALSE_POSITIVE",
     "TRUE_POSITIVE",
+    "ShownPrompts",
+    "class_colours",
     "grid_panels",
     "overlay",
     "plot_curves",

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import csv
+import io
 import json
 import logging
 from pathlib import Path
@@ -9,6 +11,7 @@ from pathlib import Path
 import pytest
 
 from salt.results import RunError, find_runs, load_run
+from salt.results.cli import main
 from tests.results.fake_runs import write_run
 
 
@@ -188,3 +191,54 @@ def test_original_resolution_reads_mean_original(tmp_path: Path) -> None:
     assert [r.dice for r in runs] == [0.45, None]
     with pytest.raises(ValueError, match="unknown resolution"):
         find_runs(tmp_path, resolution="native")
+
+
+def test_one_config_evaluated_on_two_folders_makes_two_rows(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture, capsys: pytest.CaptureFixture
+) -> None:
+    # eval.py ckpt=<run> dataset=drive dataset.root=<folder>, once per folder: the same row, data set and
+    # seed, other images.
+    for name, dice in (("clinic_a", 0.7), ("clinic_b", 0.4)):
+        config = {"dataset": {"name": "drive", "root": f"/data/{name}"}}
+        write_run(tmp_path / name, dataset="drive", seed=0, dice=dice, hd95=5.0, method="svd", config=config)
+    with caplog.at_level(logging.WARNING):
+        runs = find_runs(tmp_path)
+    assert [(r.row, r.dice) for r in runs] == [
+        ("S-SAM, dataset.root=/data/clinic_a", 0.7),
+        ("S-SAM, dataset.root=/data/clinic_b", 0.4),
+    ]
+    assert "duplicate" not in caplog.text
+    assert main([str(tmp_path), "--csv"]) == 0
+    table = capsys.readouterr()
+    rows = {row["method"]: row["drive_dice_mean"] for row in csv.DictReader(io.StringIO(table.out))}
+    assert rows == {"S-SAM, dataset.root=/data/clinic_a": "0.7", "S-SAM, dataset.root=/data/clinic_b": "0.4"}
+    assert "duplicate" not in table.err
+    # The same folder twice is still a duplicate: the newer run is kept.
+    config = {"dataset": {"name": "drive", "root": "/data/clinic_a"}}
+    write_run(tmp_path / "again", dataset="drive", seed=0, dice=0.8, hd95=5.0, method="svd", config=config)
+    runs = find_runs(tmp_path)
+    assert [(r.row, r.dice) for r in runs] == [
+        ("S-SAM, dataset.root=/data/clinic_a", 0.8),
+        ("S-SAM, dataset.root=/data/clinic_b", 0.4),
+    ]
+
+
+def test_a_folder_generated_per_setting_is_named_by_the_setting(tmp_path: Path) -> None:
+    # experiment=proxy: root .../synthetic_n<n>, so the root moves with dataset.synthetic.n.
+    for n in (60, 100):
+        config = {
+            "dataset": {"name": "synthetic", "root": f"/data/proxy/synthetic_n{n}", "synthetic": {"n": n}}
+        }
+        write_run(
+            tmp_path / str(n),
+            dataset="synthetic",
+            seed=0,
+            dice=n / 200,
+            hd95=5.0,
+            method="svd",
+            config=config,
+        )
+    assert [r.row for r in find_runs(tmp_path)] == [
+        "S-SAM, dataset.synthetic.n=100",
+        "S-SAM, dataset.synthetic.n=60",
+    ]
