@@ -1,7 +1,8 @@
 """Sliding-window inference speed (and what the overlap buys) of a patch-mode run, measured side by side.
 
     python scripts/bench_sliding_window.py --ckpt <patch-mode run> --data <converted data set> [--split val]
-        [--overlaps 0 0.25 0.5] [--sw-batch-sizes 1 8] [--images 4] [--threads 2]
+        [--overlaps 0 0.25 0.5] [--sw-batch-sizes 1 8] [--precisions 32-true bf16-mixed] [--images 4]
+        [--threads 2]
 
 For every overlap (and windows-per-forward setting) each image of the split goes whole through the run's
 sliding window at its patch scale: the script prints the seconds per image (median over images, after one
@@ -63,6 +64,13 @@ def main() -> None:
     parser.add_argument("--split", default="val", help="split to measure on (default: val)")
     parser.add_argument("--overlaps", type=float, nargs="+", default=[0.0, 0.25, 0.5])
     parser.add_argument("--sw-batch-sizes", type=int, nargs="+", default=None, help="default: the run's")
+    parser.add_argument(
+        "--precisions",
+        nargs="+",
+        default=["32-true"],
+        choices=["32-true", "bf16-mixed"],
+        help="forward passes in float32 and/or under bf16 autocast (as trainer.precision / predict.py precision)",
+    )
     parser.add_argument("--images", type=int, default=0, help="use the first N images (0: all)")
     parser.add_argument("--threads", type=int, default=2, help="torch threads")
     args = parser.parse_args()
@@ -103,39 +111,46 @@ def main() -> None:
         f"{'overlap':>7} {'sw_batch':>8} {'windows':>7} {'s/image':>8} {'encoder':>7} {'Dice':>7} {'HD95':>7}"
     )
     rows = [header]
-    for sw_batch in args.sw_batch_sizes or [settings.sw_batch_size]:
-        for overlap in args.overlaps:
-            seconds, encoder_share, windows = [], [], []
-            accumulator = MetricAccumulator()
-            for index in range(count):
-                item = data[index]
-                images = item["image"][None]
-                if clock is not None:
-                    clock.seconds = 0.0
-                start = time.perf_counter()
-                with torch.no_grad():
-                    logits = sliding_window_logits(model, images, window, overlap, settings.blend, sw_batch)
-                elapsed = time.perf_counter() - start
-                if index > 0 or count == 1:  # the first image warms up the allocator and caches
-                    seconds.append(elapsed)
-                    encoder_share.append(clock.seconds / elapsed if clock is not None else float("nan"))
-                windows.append(_windows(*images.shape[-2:], window, overlap))
-                original = data.original(index)
-                prob = data.to_original(torch.sigmoid(logits[0]), index)
-                accumulator.add(
-                    item["name"],
-                    (prob > threshold).numpy(),
-                    original["mask"],
-                    fov=original["fov"],
-                    **({"spacing": spacing} if spacing else {}),
-                )
-            summary = accumulator.summary()
-            rows.append(
-                f"{overlap:>7.2f} {sw_batch:>8d} {statistics.mean(windows):>7.1f} "
-                f"{statistics.median(seconds):>8.2f} {100 * statistics.mean(encoder_share):>6.0f}% "
-                f"{summary['dice_mean']:>7.4f} {summary['hd95_mean']:>7.2f}"
+    cases = [
+        (precision, sw_batch, overlap)
+        for precision in args.precisions
+        for sw_batch in args.sw_batch_sizes or [settings.sw_batch_size]
+        for overlap in args.overlaps
+    ]
+    for precision, sw_batch, overlap in cases:
+        bf16 = precision == "bf16-mixed"
+        seconds, encoder_share, windows = [], [], []
+        accumulator = MetricAccumulator()
+        for index in range(count):
+            item = data[index]
+            images = item["image"][None]
+            if clock is not None:
+                clock.seconds = 0.0
+            start = time.perf_counter()
+            with torch.no_grad(), torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
+                logits = sliding_window_logits(model, images, window, overlap, settings.blend, sw_batch)
+            logits = logits.float()
+            elapsed = time.perf_counter() - start
+            if index > 0 or count == 1:  # the first image warms up the allocator and caches
+                seconds.append(elapsed)
+                encoder_share.append(clock.seconds / elapsed if clock is not None else float("nan"))
+            windows.append(_windows(*images.shape[-2:], window, overlap))
+            original = data.original(index)
+            prob = data.to_original(torch.sigmoid(logits[0]), index)
+            accumulator.add(
+                item["name"],
+                (prob > threshold).numpy(),
+                original["mask"],
+                fov=original["fov"],
+                **({"spacing": spacing} if spacing else {}),
             )
-            log.info("%s", rows[-1])
+        summary = accumulator.summary()
+        rows.append(
+            f"{precision:>10} {overlap:>7.2f} {sw_batch:>8d} {statistics.mean(windows):>7.1f} "
+            f"{statistics.median(seconds):>8.2f} {100 * statistics.mean(encoder_share):>6.0f}% "
+            f"{summary['dice_mean']:>7.4f} {summary['hd95_mean']:>7.2f}"
+        )
+        log.info("%s", rows[-1])
     print("\n".join(rows))
 
 

@@ -49,6 +49,8 @@ RUN_COUNTS = {
     "table1_sam2_reduced": 8,
     "dias_real": 9,
 }
+# Experiments that are one run (`python train.py experiment=<name>` trains it), not a sweep.
+SINGLE_RUNS = ("drive_real",)
 
 
 @functools.cache
@@ -75,7 +77,21 @@ def _cells(axis_runs: dict[str, list[dict]]) -> set[tuple[str, str, int]]:
 
 
 def test_every_experiment_is_checked() -> None:
-    assert set(EXPERIMENTS) == {*RUN_COUNTS, "reduced", "proxy"}
+    assert set(EXPERIMENTS) == {*RUN_COUNTS, *SINGLE_RUNS, "reduced", "proxy"}
+
+
+@pytest.mark.parametrize("experiment", SINGLE_RUNS)
+def test_single_run_experiments_train_one_run_in_patch_mode(experiment: str) -> None:
+    with hydra_configs():
+        cfg = compose_run(experiment, [])
+        job = describe(cfg)["job"]
+    assert cfg.hydra.mode != RunMode.MULTIRUN
+    assert job["patch"]["scale"] == 1.0 and job["prompt"]["mode"] == "class"
+    assert (job["dataset"]["name"], job["dataset"]["img_size"], job["model"]["variant"]) == (
+        "drive",
+        256,
+        "medsam_lite",
+    )
 
 
 @pytest.mark.parametrize("experiment", sorted(RUN_COUNTS))
