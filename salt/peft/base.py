@@ -68,10 +68,13 @@ class Method(ABC):
     Attributes:
         name: the registry key (set by ``salt.peft.registry.register``).
         matches_targets: False for a method that adapts nothing (``none``): ``target_modules`` is ignored.
+        model_supplied: option keys whose value the model config supplies (``model.adapters``); null there
+            means the backbone declares none, which the method cannot run without.
     """
 
     name: ClassVar[str] = ""
     matches_targets: ClassVar[bool] = True
+    model_supplied: ClassVar[tuple[str, ...]] = ("target_modules", "rank")
 
     @classmethod
     def from_options(cls, options: Mapping[str, Any]) -> Method:

@@ -30,7 +30,7 @@ import logging
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, ClassVar
 
 import torch
 from torch import nn
@@ -114,6 +114,9 @@ class HuggingFace(Method):
             ``config.target_r``, OSF's ``config.effective_rank``); a value is refused naming that field, so that
             ``peft.rank=...``, the rank of this project's methods, never passes silently.
     """
+
+    # The rank is a field of the peft config (config.r, ...); ``rank`` stays null and a value is refused.
+    model_supplied: ClassVar[tuple[str, ...]] = ("target_modules",)
 
     config: dict[str, Any] = field(default_factory=lambda: {"_target_": "peft.LoraConfig"})
     label: str | None = None

@@ -67,7 +67,10 @@ def peft_options(cfg: Mapping) -> dict:
             "peft.method is not set (choose a config: peft=salt|lora|svd|full|none|hf|dora|pissa|adalora|vera|osf)"
         )
     if method != "none":
-        for key in MODEL_SUPPLIED:
+        from salt.peft.registry import METHODS
+
+        supplied = METHODS[method].model_supplied if method in METHODS else MODEL_SUPPLIED
+        for key in supplied:
             if key in peft and peft[key] is None:
                 raise ConfigError(
                     f"peft.{key} is null: model {cfg['model'].get('variant')} declares no "

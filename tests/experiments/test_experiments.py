@@ -84,7 +84,8 @@ def test_every_experiment_is_checked() -> None:
 def test_single_run_experiments_train_one_run_in_patch_mode(experiment: str) -> None:
     with hydra_configs():
         cfg = compose_run(experiment, [])
-        job = describe(cfg)["job"]
+        keys = ("patch", "prompt", "dataset", "model", "trainer")
+        job = {key: OmegaConf.to_container(cfg[key], resolve=True) for key in keys}
     assert cfg.hydra.mode != RunMode.MULTIRUN
     assert job["patch"]["scale"] == 1.0 and job["prompt"]["mode"] == "class"
     assert (job["dataset"]["name"], job["dataset"]["img_size"], job["model"]["variant"]) == (

@@ -45,8 +45,10 @@ def test_eval_names_the_split_and_prints_no_training_counts(smoke_run: Path, tmp
     output = _output(proc)
     assert proc.returncode == 0, output[-2000:]
     mean = json.loads((tmp_path / "eval" / "metrics.json").read_text())["mean"]
-    (line,) = _lines(output, "Dice ")
+    (line,) = [x for x in _lines(output, "Dice ") if "(model resolution)" in x]
     assert f"val: Dice {mean['dice']:.4f}" in line and "test" not in line
+    (line,) = [x for x in _lines(output, "Dice ") if "(original resolution)" in x]
+    assert line.split(" - ", 1)[-1].startswith("val: Dice")
     assert (
         not _lines(output, "trainable") and not _lines(output, "litlogger") and not _lines(output, "LeafSpec")
     )
@@ -66,10 +68,11 @@ def test_eval_logs_a_line_per_class(tmp_path: Path) -> None:
     per_class = json.loads((tmp_path / "eval" / "metrics.json").read_text())["mean"]["per_class"]
     assert set(per_class) == {"disc", "ellipse", "rectangle"}
     for name, stats in per_class.items():
-        (line,) = _lines(output, f"val, class {name}:")
+        (line,) = [x for x in _lines(output, f"val, class {name}:") if "(model resolution)" in x]
         assert f"Dice {stats['dice']:.4f}  HD95 {stats['hd95']:.2f}" in line
     # The training run's own test lines name the classes too.
-    assert len(_lines((run / "train.log").read_text(), "test, class ")) == 3
+    lines = _lines((run / "train.log").read_text(), "test, class ")
+    assert len([x for x in lines if "(model resolution)" in x]) == 3
 
 
 @pytest.mark.slow

@@ -186,7 +186,7 @@ def test_predict_overlays_name_the_classes_and_draw_the_file_s_prompts(tmp_path)
     )
     plane = np.zeros((48, 64, 3), np.uint8)
     given = {1: ClassPrompt(box=np.array([4.0, 4.0, 30.0, 40.0]))}
-    item = _Plane("case", plane, plane, np.zeros(4, np.int64), None, given)
+    item = _Plane("case", plane, plane, np.zeros(4, np.int64), None, given=given)
     prob = torch.zeros(2, 48, 64)
     prob[0, :10, 40:] = 0.9  # disc predicted top right
     prob[1, 20:30, 10:20] = 0.9  # bar inside its box
