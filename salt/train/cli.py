@@ -58,11 +58,21 @@ ADVERT_PREFIX = "💡 Tip: For seamless cloud"
 LIGHTNING_INFO_LOGGER = "lightning.pytorch.utilities.rank_zero"
 
 
+# Lightning's start-up lines that say nothing to act on: no accelerator present (one that is present but unused
+# is still reported), and its internal step-count estimate.
+NOTHING_TO_ACT_ON = (
+    "GPU available: False, used: False",
+    "TPU available: False, using: 0 TPU cores",
+    "Loading `train_dataloader` to estimate number of stepping batches.",
+)
+
+
 class DropAdverts(logging.Filter):
-    """Drops Lightning's advert records and nothing else."""
+    """Drops Lightning's advert records and its start-up lines that say nothing to act on, nothing else."""
 
     def filter(self, record: logging.LogRecord) -> bool:
-        return not record.getMessage().startswith(ADVERT_PREFIX)
+        message = record.getMessage()
+        return not message.startswith(ADVERT_PREFIX) and message not in NOTHING_TO_ACT_ON
 
 
 def quiet_library_notices() -> None:

@@ -157,4 +157,11 @@ def test_lightning_adverts_are_dropped_and_its_other_lines_kept(caplog: pytest.L
             "💡 Tip: For seamless cloud logging and experiment tracking, try installing litlogger"
         )
         lightning_log.info("GPU available: False, used: False")
-    assert [r.getMessage() for r in caplog.records] == ["GPU available: False, used: False"]
+        lightning_log.info("TPU available: False, using: 0 TPU cores")
+        lightning_log.info("Loading `train_dataloader` to estimate number of stepping batches.")
+        lightning_log.info("GPU available: True (cuda), used: False")
+        lightning_log.info("Restoring states from the checkpoint path at best.ckpt")
+    assert [r.getMessage() for r in caplog.records] == [
+        "GPU available: True (cuda), used: False",
+        "Restoring states from the checkpoint path at best.ckpt",
+    ]
