@@ -31,7 +31,7 @@ from monai.transforms.utils import map_binary_to_indices
 from torch.utils.data import Dataset
 
 from salt.data.layout import DatasetError
-from salt.data.transforms import augment, build_augmentation
+from salt.data.transforms import augment, build_augmentation, to_original
 
 log = logging.getLogger(__name__)
 
@@ -280,9 +280,4 @@ class WholeImageDataset(Dataset):
         height, width = self.base.original(index)["image"].shape[:2]
         if tuple(pred.shape[-2:]) == (height, width):
             return pred
-        if pred.is_floating_point():
-            return torch.nn.functional.interpolate(
-                pred[None], size=(height, width), mode="bilinear", align_corners=False
-            )[0]
-        out = torch.nn.functional.interpolate(pred[None].float(), size=(height, width), mode="nearest-exact")
-        return out[0].to(pred.dtype)
+        return to_original(pred, (height, width), (0, 0, 0, 0))
