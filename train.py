@@ -23,4 +23,13 @@ def main(cfg: DictConfig) -> float | None:
 
 
 if __name__ == "__main__":
+    import sys
+
+    from salt.errors import ConfigError
+    from salt.train.optim import refuse_moved_overrides
+
+    try:
+        refuse_moved_overrides(sys.argv[1:])  # before Hydra, whose refusal does not say where they went
+    except ConfigError as exc:
+        sys.exit(f"error: {exc}")
     main()

@@ -16,6 +16,7 @@ from salt.data import VesselDataset
 from salt.data.shapes import ensure_shapes
 from salt.data.synthetic import generate, make_style
 from salt.train.factory import build_network
+from salt.train.optim import build_schedule, instantiate_config
 
 CONFIGS = Path(__file__).resolve().parents[1] / "configs"
 GROUPS = (
@@ -23,6 +24,9 @@ GROUPS = (
     "model",
     "peft",
     "prompt",
+    "optim",
+    "schedule",
+    "loss",
     "trainer",
     "logger",
     "callbacks",
@@ -79,6 +83,17 @@ def _build(group: str, option: str, cfg: dict, data: Path) -> None:
         ) == (option != "class")
     elif group == "peft":  # the method on the tiny SAM, adapters and all
         build_network(_compose("train", [f"peft={option}", "model=sam_tiny", "dataset.img_size=64"]))
+    elif group in (
+        "optim",
+        "schedule",
+    ):  # an optimiser for one tensor, and its schedule over 10 steps of 5 an epoch
+        optimizer = instantiate_config("optim", cfg["optim"], [torch.nn.Parameter(torch.zeros(2))])
+        assert type(optimizer).__module__.startswith("torch.optim")
+        build_schedule(cfg["schedule"], optimizer, total_steps=10, steps_per_epoch=5.0)
+    elif group == "loss":
+        loss = instantiate_config("loss", {k: v for k, v in cfg["loss"].items() if k != "within_fov"})
+        logits, target = torch.randn(2, 1, 8, 8), (torch.rand(2, 1, 8, 8) > 0.5).float()
+        assert torch.isfinite(loss(logits, target))
     elif group == "dataset":
         dataset = cfg["dataset"]
         settings = {k: dataset[k] for k in ("img_size", "resize", "label_map", "num_classes", "slice_axis")}
@@ -113,13 +128,24 @@ def test_defaults_are_the_embedded_job() -> None:
     assert cfg["model"]["variant"] == "medsam_lite" and cfg["model"]["checkpoint"] == "bundled"
     assert cfg["model"]["img_size"] == cfg["dataset"]["img_size"] == 256
     assert cfg["peft"]["method"] == "salt"
-    # the synthetic set's short schedule; a real data set gets the paper's optimiser
-    assert cfg["optim"]["schedule"] == "cosine" and cfg["optim"]["lr"] > 1e-4
+    # the synthetic set's short schedule; a real data set gets the paper's optimiser at a constant rate
+    assert cfg["optim"]["_target_"] == "torch.optim.AdamW" and cfg["optim"]["lr"] > 1e-4
+    assert cfg["schedule"]["_target_"] == "salt.train.optim.warmup_cosine"
+    assert cfg["schedule"]["warmup_epochs"] == 0.25
     drive = _compose("train", ["dataset=drive", "model=sam_vit_b"])
-    assert drive["optim"]["lr"] == pytest.approx(1e-4) and drive["optim"]["schedule"] == "constant"
+    assert drive["optim"]["lr"] == pytest.approx(1e-4) and drive["schedule"] is None
     assert drive["optim"]["weight_decay"] == pytest.approx(1e-2) and drive["trainer"]["max_epochs"] == 200
     assert drive["dataset"]["img_size"] == drive["model"]["img_size"] == 512
+    assert cfg["loss"]["_target_"] == "salt.losses.FocalDiceLoss"
     assert cfg["loss"]["alpha"] == 0.75 and cfg["loss"]["gamma"] == 3
+    assert cfg["data"]["_target_"] == "salt.train.datamodule.VesselDataModule"
+
+
+def test_a_given_schedule_replaces_the_data_sets_recommendation() -> None:
+    assert _compose("train", ["schedule=constant"])["schedule"] is None
+    cosine = _compose("train", ["dataset=drive", "schedule=cosine", "schedule.warmup_epochs=0.5"])["schedule"]
+    assert cosine["_target_"] == "salt.train.optim.warmup_cosine" and cosine["warmup_epochs"] == 0.5
+    assert _compose("train", ["dataset.optim.warmup_epochs=1"])["schedule"]["warmup_epochs"] == 1
 
 
 @pytest.mark.parametrize("name", ["eval", "predict", "export"])
@@ -148,9 +174,10 @@ def test_submitit_launchers_are_the_projects(launcher: str) -> None:
         assert (chosen["partition"], chosen["gpus_per_task"], chosen["array_parallelism"]) == ("gpu", 1, 5)
 
 
-def test_eval_takes_a_dataset_group() -> None:
-    cfg = _compose("eval", ["ckpt=x", "dataset=drive"])
-    assert cfg["dataset"]["name"] == "drive"
+@pytest.mark.parametrize("dataset", ["drive", "synthetic"])  # synthetic recommends a training schedule
+def test_eval_takes_a_dataset_group(dataset: str) -> None:
+    cfg = _compose("eval", ["ckpt=x", f"dataset={dataset}"])
+    assert cfg["dataset"]["name"] == dataset
 
 
 def test_experiment_files_start_with_package_global() -> None:

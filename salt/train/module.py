@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import inspect
 import logging
 import math
 import random
@@ -12,8 +13,8 @@ import lightning as L
 import numpy as np
 import torch
 from omegaconf import DictConfig, OmegaConf
+from torchmetrics import MeanMetric
 
-from salt.losses import FocalDiceLoss
 from salt.metrics import MetricAccumulator
 from salt.model.sliding import sliding_window_logits, use_image_range
 from salt.peft import after_optimizer_step, base_fingerprint, regularization, set_training_steps
@@ -21,6 +22,7 @@ from salt.train.checks import pixel_spacing
 from salt.train.errors import ConfigError, NonFiniteLossError
 from salt.train.evaluation import evaluate_batch
 from salt.train.factory import build_network
+from salt.train.optim import build_schedule, check_moved_keys, instantiate_config
 
 log = logging.getLogger(__name__)
 ROW_KEY = ("name", "class", "resolution")
@@ -62,6 +64,7 @@ class SegmentationModule(L.LightningModule):
             cfg = OmegaConf.to_container(cfg, resolve=True)
         self.save_hyperparameters({"cfg": cfg})
         self.cfg = cfg
+        check_moved_keys(cfg)
         # A base without pretrained weights (tiny, or no checkpoint file) is random: seeding its build makes
         # it the same network every time it is rebuilt from the configuration, e.g. by eval.py.
         with torch.random.fork_rng(devices=[]):
@@ -75,17 +78,15 @@ class SegmentationModule(L.LightningModule):
         except ValueError as err:
             raise ConfigError(str(err)) from None
         self.base_fingerprint = self._fingerprint()
-        loss = cfg["loss"]
-        self.loss_fn = FocalDiceLoss(
-            focal_weight=loss["focal_weight"],
-            dice_weight=loss["dice_weight"],
-            alpha=loss["alpha"],
-            gamma=loss["gamma"],
-            smooth=loss["smooth"],
-        )
         # The metrics score only the field of view (False in the padding of a data set with FOV masks), so
-        # the loss, by default, sees the same pixels.
-        self.loss_within_fov = bool(loss.get("within_fov", True))
+        # the loss, by default, sees the same pixels: loss.within_fov is this module's option, not the loss's.
+        loss = dict(cfg["loss"])
+        self.loss_within_fov = bool(loss.pop("within_fov", True))
+        self.loss_fn = instantiate_config("loss", loss)
+        if self.loss_within_fov and len(inspect.signature(self.loss_fn.forward).parameters) < 3:
+            raise ConfigError(
+                f"loss.within_fov=true: {loss['_target_']} takes no field-of-view mask; set loss.within_fov=false"
+            )
         self.reg_weight = float(cfg["peft"].get("reg_weight") or 0.0)
         self.threshold = float(cfg["eval"]["threshold"])
         self.class_names = list(cfg["dataset"].get("class_names") or [])
@@ -100,7 +101,9 @@ class SegmentationModule(L.LightningModule):
         self.test_rows: list[dict] = []
         self._val = MetricAccumulator(key=ROW_KEY)
         self._test = MetricAccumulator(key=ROW_KEY)
-        self._epoch_loss: list[float] = []
+        # The epoch's mean training loss, summed on the device (no synchronisation per step) and reduced over
+        # processes once an epoch; every step weighs the same.
+        self.train_loss = MeanMetric()
         self._val_summary: dict = {}
 
     # ----------------------------------------------------------------------------------------- training
@@ -135,9 +138,11 @@ class SegmentationModule(L.LightningModule):
         return base_fingerprint(self.model, exclude=trainable)
 
     def loss(self, logits: torch.Tensor, batch: dict) -> torch.Tensor:
-        """Focal + Dice loss of ``logits (B, C, S, S)`` against ``batch["mask"]``, inside ``batch["fov"]``
-        ``(B, 1, S, S)`` unless ``loss.within_fov`` is false."""
-        return self.loss_fn(logits, batch["mask"], batch["fov"] if self.loss_within_fov else None)
+        """The ``loss`` config's loss of ``logits (B, C, S, S)`` against ``batch["mask"]``, inside
+        ``batch["fov"]`` ``(B, 1, S, S)`` unless ``loss.within_fov`` is false."""
+        if self.loss_within_fov:
+            return self.loss_fn(logits, batch["mask"], batch["fov"])
+        return self.loss_fn(logits, batch["mask"])
 
     def training_step(self, batch: dict, batch_idx: int) -> torch.Tensor:
         logits = self.logits(batch)
@@ -152,7 +157,7 @@ class SegmentationModule(L.LightningModule):
                 "training stopped and the checkpoints saved before this step are kept "
                 "(try a lower optim.lr or trainer.precision=32-true)"
             )
-        self._epoch_loss.append(loss.detach().item())
+        self.train_loss.update(loss.detach())
         self.log("train/loss", loss, on_step=True, prog_bar=True, batch_size=len(logits))
         return loss
 
@@ -163,16 +168,12 @@ class SegmentationModule(L.LightningModule):
     def on_train_batch_end(self, outputs: Any, batch: dict, batch_idx: int) -> None:
         after_optimizer_step(self.model, self.global_step)
 
-    def on_train_epoch_start(self) -> None:
-        self._epoch_loss = []
-
     def on_train_epoch_end(self) -> None:
         row = {"epoch": self.current_epoch, "step": self.global_step}
-        loss = float(np.mean(self._epoch_loss)) if self._epoch_loss else math.nan
-        # Each process trained on its own share of the batches (equal counts under the distributed sampler), so
-        # the epoch's loss is the mean of the processes' means.
-        mean = self.trainer.strategy.reduce(torch.tensor(loss, device=self.device), reduce_op="mean")
-        row["train/loss"] = float(mean)
+        # Each process trained on its own share of the batches (equal counts under the distributed sampler):
+        # compute() sums every process's losses and counts, the mean of the processes' means.
+        row["train/loss"] = float(self.train_loss.compute()) if self.train_loss.update_called else math.nan
+        self.train_loss.reset()
         row.update(self._val_summary)
         self._val_summary = {}
         self.history.append(row)
@@ -241,29 +242,12 @@ class SegmentationModule(L.LightningModule):
                 "nothing to train: peft.method and model.trainable leave no trainable tensor "
                 "(use eval.py for a model without training)"
             )
-        optim = self.cfg["optim"]
-        if optim.get("name", "adamw") != "adamw":
-            raise ConfigError(f"optim.name={optim['name']!r} is not supported; valid: adamw")
-        optimizer = torch.optim.AdamW(
-            params, lr=optim["lr"], weight_decay=optim["weight_decay"], betas=tuple(optim["betas"])
-        )
-        schedule = optim.get("schedule", "constant")
-        if schedule == "constant":
+        optimizer = instantiate_config("optim", self.cfg["optim"], params)
+        if self.cfg.get("schedule") is None:
             return optimizer
-        if schedule != "cosine":
-            raise ConfigError(f"optim.schedule={schedule!r} is not supported; valid: constant, cosine")
         total = max(int(self.trainer.estimated_stepping_batches), 1)
         per_epoch = total / max(int(self.trainer.max_epochs or 1), 1)
-        warmup = round(float(optim.get("warmup_epochs", 0)) * per_epoch)
-        floor = float(optim.get("min_lr_ratio", 0.0))
-
-        def factor(step: int) -> float:
-            if step < warmup:
-                return (step + 1) / warmup
-            progress = min((step - warmup) / max(total - warmup, 1), 1.0)
-            return floor + (1 - floor) * 0.5 * (1 + math.cos(math.pi * progress))
-
-        scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, factor)
+        scheduler = build_schedule(self.cfg["schedule"], optimizer, total, per_epoch)
         return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "step"}}
 
     # ------------------------------------------------------------------------------------- checkpoints
@@ -272,8 +256,8 @@ class SegmentationModule(L.LightningModule):
         checkpoint["state_dict"] = {k: v for k, v in checkpoint["state_dict"].items() if k in keep}
         checkpoint["salt"] = {
             "history": self.history,
-            # The losses of the epoch so far: a checkpoint saved inside an epoch resumes its mean.
-            "epoch_loss": list(self._epoch_loss),
+            # The epoch's loss so far (sum and count): a checkpoint saved inside an epoch resumes its mean.
+            "train_loss": {k: v.detach().cpu() for k, v in self.train_loss.metric_state.items()},
             "rng": _rng_state(),
             "targets": self.build_info["targets"],
             "base_fingerprint": self.base_fingerprint,
@@ -294,6 +278,10 @@ class SegmentationModule(L.LightningModule):
                 f"({self.build_info['checkpoint'] or 'random weights'}); give the SAM file used in training"
             )
         self.history = list(extra.get("history", []))
-        self._epoch_loss = list(extra.get("epoch_loss", []))
+        self.train_loss.reset()
+        for name, value in (extra.get("train_loss") or {}).items():
+            setattr(self.train_loss, name, value.to(self.train_loss.device))
+        for loss in extra.get("epoch_loss", []):  # written by earlier versions: the epoch's step losses
+            self.train_loss.update(torch.tensor(loss))
         if "rng" in extra:
             _set_rng_state(extra["rng"])

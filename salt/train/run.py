@@ -28,6 +28,7 @@ from salt.train.datamodule import VesselDataModule
 from salt.train.errors import ConfigError
 from salt.train.loading import check_resume, load_trained
 from salt.train.module import ROW_KEY, SegmentationModule
+from salt.train.optim import instantiate_config
 from salt.train.outputs import summarize, write_results
 
 log = logging.getLogger(__name__)
@@ -85,8 +86,8 @@ def train(cfg: DictConfig) -> dict:
     make_output_folders(plain)
     L.seed_everything(int(cfg.seed), workers=True)
 
-    datamodule = VesselDataModule(
-        plain["dataset"], **plain["data"], prompt=plain.get("prompt"), patch=plain.get("patch")
+    datamodule: VesselDataModule = instantiate_config(
+        "data", plain["data"], dataset=plain["dataset"], prompt=plain.get("prompt"), patch=plain.get("patch")
     )
     datamodule.prepare_data()
     datamodule.setup("fit")

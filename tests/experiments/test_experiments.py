@@ -141,8 +141,10 @@ def test_full_size_experiments_use_the_paper_settings(experiment: str) -> None:
         job = describe(compose_run(experiment, []))["job"]
     assert job["dataset"]["img_size"] == 512
     assert job["trainer"]["accelerator"] == "gpu" and job["trainer"]["devices"] == 1
-    assert (job["optim"]["name"], job["optim"]["lr"], job["optim"]["weight_decay"]) == ("adamw", 1e-4, 1e-2)
-    assert job["optim"]["schedule"] == "constant"
+    optim = job["optim"]
+    assert (optim["_target_"], optim["lr"], optim["weight_decay"]) == ("torch.optim.AdamW", 1e-4, 1e-2)
+    assert job["schedule"] is None  # the paper's constant learning rate
+    assert job["loss"]["_target_"] == "salt.losses.FocalDiceLoss"
     assert (job["loss"]["alpha"], job["loss"]["gamma"], job["loss"]["smooth"]) == (0.75, 3.0, 1.0)
     if job["fit"]:
         assert job["trainer"]["max_epochs"] == 200

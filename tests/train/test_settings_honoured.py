@@ -95,7 +95,8 @@ def test_resume_with_changed_optimiser_or_schedule_is_refused(
 @pytest.mark.parametrize(
     ("overrides", "changed"),
     [
-        (["optim.schedule=constant"], "optim.schedule: 'cosine' -> 'constant'"),
+        (["schedule=constant"], "schedule: {'_target_': 'salt.train.optim.warmup_cosine', "),
+        (["optim.weight_decay=0.1"], "optim.weight_decay: 0.01 -> 0.1"),
         (["data.batch_size=4"], "data.batch_size: 2 -> 4"),
         (["seed=7"], "seed: 42 -> 7"),
         (["loss.gamma=2.0"], "loss.gamma: 3.0 -> 2.0"),
