@@ -101,9 +101,10 @@ class SegmentationModule(L.LightningModule):
         self.test_rows: list[dict] = []
         self._val = MetricAccumulator(key=ROW_KEY)
         self._test = MetricAccumulator(key=ROW_KEY)
-        # The epoch's mean training loss, summed on the device (no synchronisation per step) and reduced over
-        # processes once an epoch; every step weighs the same.
-        self.train_loss = MeanMetric()
+        # The epoch's mean training loss, summed on the device and reduced over processes once an epoch; every
+        # step weighs the same. No NaN check: it would synchronise every step, and training_step refuses a
+        # non-finite loss already.
+        self.train_loss = MeanMetric(nan_strategy="disable")
         self._val_summary: dict = {}
 
     # ----------------------------------------------------------------------------------------- training
