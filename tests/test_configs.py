@@ -15,7 +15,7 @@ from hydra_plugins.salt_launchers.skip_done import register
 from salt.data import VesselDataset
 from salt.data.shapes import ensure_shapes
 from salt.data.synthetic import generate, make_style
-from salt.train.factory import build_network
+from salt.model.factory import build_network
 
 CONFIGS = Path(__file__).resolve().parents[1] / "configs"
 GROUPS = (

@@ -12,15 +12,15 @@ import lightning as L
 import numpy as np
 import torch
 from omegaconf import DictConfig, OmegaConf
+from salt.train.evaluation import evaluate_batch
 
 from salt.losses import FocalDiceLoss
 from salt.metrics import MetricAccumulator
+from salt.model.factory import build_network
 from salt.model.sliding import sliding_window_logits, use_image_range
 from salt.peft import after_optimizer_step, base_fingerprint, regularization, set_training_steps
 from salt.train.checks import pixel_spacing
 from salt.train.errors import ConfigError, NonFiniteLossError
-from salt.train.evaluation import evaluate_batch
-from salt.train.factory import build_network
 
 log = logging.getLogger(__name__)
 ROW_KEY = ("name", "class", "resolution")
