@@ -13,6 +13,7 @@ from hydra.utils import instantiate
 from lightning.pytorch.strategies.launchers import _SubprocessScriptLauncher
 from omegaconf import DictConfig, OmegaConf
 
+from salt.data.datamodule import VesselDataModule
 from salt.data.prompts import check_prompt_options
 from salt.metrics import MetricAccumulator
 from salt.model import parameter_summary
@@ -24,7 +25,6 @@ from salt.train.checks import (
     positive_int,
     probability_threshold,
 )
-from salt.train.datamodule import VesselDataModule
 from salt.train.errors import ConfigError
 from salt.train.loading import check_resume, load_trained
 from salt.train.module import ROW_KEY, SegmentationModule
