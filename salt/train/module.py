@@ -99,12 +99,12 @@ class SegmentationModule(L.LightningModule):
 
     def logits(self, batch: dict) -> torch.Tensor:
         """Logits of a batch, with the box or point prompts it carries (``salt.data.prompts``)."""
-        return batch_logits(self.model, batch)
+        return batch_logits(self, batch)
 
     def whole_image_logits(self, batch: dict) -> torch.Tensor:
         """Logits ``(B, C, H, W)`` of a batch of whole images: a sliding window of the model's input side in
         patch mode, one forward pass of the ``(B, 3, S, S)`` input otherwise."""
-        return whole_image_logits(self.model, batch, self.patch, int(self.cfg["dataset"]["img_size"]))
+        return whole_image_logits(self, batch, self.patch, int(self.cfg["dataset"]["img_size"]))
 
     def trainable_names(self) -> set[str]:
         """State-dict keys of the trainable tensors (what a checkpoint stores)."""
