@@ -130,12 +130,13 @@ def evaluate(cfg: DictConfig) -> dict:
     )
     datamodule.prepare_data()
     datamodule.setup("test")
-    eval_settings = {**run_cfg.get("eval", {}), **eval_cfg}
+    # The evaluation's settings replace the run's in the configuration metrics.json records.
+    run_cfg["eval"] = {**run_cfg.get("eval", {}), **eval_cfg}
     rows = score_loader(
         run.model,
         datamodule.test_dataloader(),
         run_cfg,
-        eval_settings,
+        run_cfg["eval"],
         threshold,
         device,
         overlay_dir=out_dir / "overlays",
