@@ -11,8 +11,8 @@ from omegaconf import DictConfig
 
 @hydra.main(version_base="1.3", config_path="configs", config_name="eval")
 def main(cfg: DictConfig) -> float | None:
-    from salt.train.cli import run_job
-    from salt.train.run import evaluate
+    from salt.cli import run_job
+    from salt.inference.evaluate import evaluate
 
     result = run_job(evaluate, cfg) or {}
     return (result.get("mean") or {}).get("dice")

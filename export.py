@@ -11,8 +11,8 @@ from omegaconf import DictConfig
 
 @hydra.main(version_base="1.3", config_path="configs", config_name="export")
 def main(cfg: DictConfig) -> None:
+    from salt.cli import run_job
     from salt.export.job import export
-    from salt.train.cli import run_job
 
     run_job(export, cfg)
 

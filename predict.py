@@ -11,8 +11,8 @@ from omegaconf import DictConfig
 
 @hydra.main(version_base="1.3", config_path="configs", config_name="predict")
 def main(cfg: DictConfig) -> None:
-    from salt.train.cli import run_job
-    from salt.train.predict import predict
+    from salt.cli import run_job
+    from salt.inference.predict import predict
 
     run_job(predict, cfg)
 

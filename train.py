@@ -15,7 +15,7 @@ register()  # hydra/launcher=submitit_local|submitit_slurm, before Hydra reads i
 
 @hydra.main(version_base="1.3", config_path="configs", config_name="train")
 def main(cfg: DictConfig) -> float | None:
-    from salt.train.cli import run_job
+    from salt.cli import run_job
     from salt.train.run import train
 
     result = run_job(train, cfg) or {}

@@ -23,10 +23,10 @@ import torch
 
 from salt.data import VesselDataset
 from salt.data.patches import PatchSettings, WholeImageDataset
+from salt.inference.loading import load_trained
 from salt.metrics import MetricAccumulator
 from salt.model.sliding import sliding_window_logits
 from salt.peft import merge
-from salt.train.loading import load_trained
 
 log = logging.getLogger("bench_sliding_window")
 
@@ -77,12 +77,13 @@ def main() -> None:
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     torch.set_num_threads(args.threads)
 
-    module, run_cfg = load_trained(args.ckpt)
+    run = load_trained(args.ckpt)
+    run_cfg = run.config
     if not run_cfg.get("patch"):
         parser.error(f"--ckpt {args.ckpt}: not a patch-mode run (trained without patch=native)")
     settings = PatchSettings.from_config(run_cfg["patch"])
     window = int(run_cfg["dataset"]["img_size"])
-    model = merge(module.model).eval()
+    model = merge(run.model).eval()
     encoder = getattr(model, "image_encoder", None)
     clock = _EncoderClock(encoder) if encoder is not None else None
     base = VesselDataset(

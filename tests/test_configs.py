@@ -15,7 +15,7 @@ from hydra_plugins.salt_launchers.skip_done import register
 from salt.data import VesselDataset
 from salt.data.shapes import ensure_shapes
 from salt.data.synthetic import generate, make_style
-from salt.train.factory import build_network
+from salt.model.factory import build_network
 from salt.train.optim import build_schedule, instantiate_config
 
 CONFIGS = Path(__file__).resolve().parents[1] / "configs"
@@ -138,7 +138,7 @@ def test_defaults_are_the_embedded_job() -> None:
     assert drive["dataset"]["img_size"] == drive["model"]["img_size"] == 512
     assert cfg["loss"]["_target_"] == "salt.losses.FocalDiceLoss"
     assert cfg["loss"]["alpha"] == 0.75 and cfg["loss"]["gamma"] == 3
-    assert cfg["data"]["_target_"] == "salt.train.datamodule.VesselDataModule"
+    assert cfg["data"]["_target_"] == "salt.data.datamodule.VesselDataModule"
 
 
 def test_a_given_schedule_replaces_the_data_sets_recommendation() -> None:

@@ -19,13 +19,13 @@ import onnx
 import torch
 from omegaconf import DictConfig
 
+from salt.checks import check_output, probability_threshold
+from salt.errors import ConfigError
 from salt.export.graph import INPUT_NAMES, OUTPUT_NAMES, ExportedSegmenter
+from salt.inference.loading import load_trained
 from salt.model.backbones import backbone
 from salt.model.segmenter import SamSegmenter
 from salt.peft import merge
-from salt.train.checks import check_output, probability_threshold
-from salt.train.errors import ConfigError
-from salt.train.loading import load_trained
 
 log = logging.getLogger(__name__)
 
@@ -188,8 +188,8 @@ def export(cfg: DictConfig) -> dict:
     output = Path(str(cfg.output))
     _check_suffix(output, fmt)
     check_output("output", output, "file", example="model.onnx")
-    module, run_cfg = load_trained(cfg.ckpt, cfg.get("base_checkpoint"))
-    network = module.model
+    run = load_trained(cfg.ckpt, cfg.get("base_checkpoint"))
+    network, run_cfg = run.model, run.config
     if not isinstance(network, SamSegmenter):
         raise ConfigError(
             f"ckpt={cfg.ckpt}: export takes SAM-family runs; this run trained {type(network).__name__}"

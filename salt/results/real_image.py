@@ -1,7 +1,7 @@
 """What trained runs predict on one real photograph that has no ground truth: a picture, never a number.
 
 The photograph is scikit-image's colour fundus image (``skimage.data.retina()``, shipped inside the
-scikit-image wheel). Each run goes through ``predict.py``'s own code (:func:`salt.train.predict.predict`), so
+scikit-image wheel). Each run goes through ``predict.py``'s own code (:func:`salt.inference.predict.predict`), so
 the picture shows exactly what a user of that run would get.
 """
 
@@ -48,7 +48,7 @@ def pick_runs(runs: Sequence[Run], dataset: str) -> list[Run]:
 
 def predict_on(image: np.ndarray, runs: Sequence[Run], threshold: float = 0.5) -> dict[str, np.ndarray]:
     """Each run's mask on ``image`` ``(H, W, 3)`` uint8, through ``predict.py``: row label -> ``(H, W)`` bool."""
-    from salt.train.predict import predict
+    from salt.inference.predict import predict
 
     masks: dict[str, np.ndarray] = {}
     with tempfile.TemporaryDirectory() as tmp:

@@ -1,1 +1,1 @@
-"""Training, evaluation and prediction on Lightning and Hydra."""
+"""Training on Lightning and Hydra: the Lightning module, its callbacks, resuming, and the job behind ``train.py``."""

@@ -15,18 +15,15 @@ import torch
 from omegaconf import DictConfig, OmegaConf
 from torchmetrics import MeanMetric
 
+from salt.inference.evaluation import ROW_KEY, batch_logits, evaluate_batch, whole_image_logits
+from salt.inference.loading import build_run_network
 from salt.metrics import MetricAccumulator
-from salt.model.sliding import sliding_window_logits, use_image_range
 from salt.peft import after_optimizer_step, base_fingerprint, regularization, set_training_steps
 from salt.train.checks import pixel_spacing
 from salt.train.errors import ConfigError, NonFiniteLossError
-from salt.train.evaluation import evaluate_batch
-from salt.train.factory import build_network
 from salt.train.optim import build_schedule, check_moved_keys, instantiate_config
 
 log = logging.getLogger(__name__)
-ROW_KEY = ("name", "class", "resolution")
-PROMPT_KEYS = ("box", "box_valid", "points", "point_labels")
 
 
 def _rng_state() -> dict:
@@ -65,18 +62,10 @@ class SegmentationModule(L.LightningModule):
         self.save_hyperparameters({"cfg": cfg})
         self.cfg = cfg
         check_moved_keys(cfg)
-        # A base without pretrained weights (tiny, or no checkpoint file) is random: seeding its build makes
-        # it the same network every time it is rebuilt from the configuration, e.g. by eval.py.
-        with torch.random.fork_rng(devices=[]):
-            torch.manual_seed(int(cfg.get("seed", 0)))
-            self.model, self.build_info = build_network(cfg)
-        # Patch mode: training sees windows of the input side, validation and test whole images through a
-        # sliding window (salt.data.patches); the normaliser may take its range from the whole image.
+        # Built as eval.py rebuilds it (the random base seeded); patch mode: training sees windows of the input
+        # side, validation and test whole images through a sliding window (salt.data.patches).
+        self.model, self.build_info = build_run_network(cfg)
         self.patch = cfg.get("patch") or None
-        try:
-            use_image_range(self.model, self.patch)
-        except ValueError as err:
-            raise ConfigError(str(err)) from None
         self.base_fingerprint = self._fingerprint()
         # The metrics score only the field of view (False in the padding of a data set with FOV masks), so
         # the loss, by default, sees the same pixels: loss.within_fov is this module's option, not the loss's.
@@ -114,21 +103,12 @@ class SegmentationModule(L.LightningModule):
 
     def logits(self, batch: dict) -> torch.Tensor:
         """Logits of a batch, with the box or point prompts it carries (``salt.data.prompts``)."""
-        return self(batch["image"], {k: batch[k] for k in PROMPT_KEYS if k in batch})
+        return batch_logits(self, batch)
 
     def whole_image_logits(self, batch: dict) -> torch.Tensor:
         """Logits ``(B, C, H, W)`` of a batch of whole images: a sliding window of the model's input side in
         patch mode, one forward pass of the ``(B, 3, S, S)`` input otherwise."""
-        if self.patch is None:
-            return self.logits(batch)
-        return sliding_window_logits(
-            self.model,
-            batch["image"],
-            window=int(self.cfg["dataset"]["img_size"]),
-            overlap=float(self.patch["overlap"]),
-            blend=str(self.patch["blend"]),
-            sw_batch_size=int(self.patch["sw_batch_size"]),
-        )
+        return whole_image_logits(self, batch, self.patch, int(self.cfg["dataset"]["img_size"]))
 
     def trainable_names(self) -> set[str]:
         """State-dict keys of the trainable tensors (what a checkpoint stores)."""

@@ -1,4 +1,4 @@
-"""The training and evaluation jobs behind ``train.py`` and ``eval.py``."""
+"""The training job behind ``train.py``: fit, test the best checkpoint, write the run's outputs."""
 
 from __future__ import annotations
 
@@ -13,32 +13,19 @@ from hydra.utils import instantiate
 from lightning.pytorch.strategies.launchers import _SubprocessScriptLauncher
 from omegaconf import DictConfig, OmegaConf
 
-from salt.data.prompts import check_prompt_options
+from salt.data.datamodule import VesselDataModule
+from salt.errors import ConfigError
+from salt.inference.evaluation import ROW_KEY
+from salt.inference.outputs import parameter_report, report, run_info, summarize, write_results
 from salt.metrics import MetricAccumulator
-from salt.model import parameter_summary
-from salt.peft import count_adapter_parameters, save_adapter
+from salt.peft import save_adapter
 from salt.train.callbacks import AtomicCheckpointIO
-from salt.train.checks import (
-    check_train_config,
-    make_output_folders,
-    positive_int,
-    probability_threshold,
-)
-from salt.train.datamodule import VesselDataModule
-from salt.train.errors import ConfigError
-from salt.train.loading import check_resume, load_trained
-from salt.train.module import ROW_KEY, SegmentationModule
+from salt.train.checks import check_train_config, make_output_folders
+from salt.train.module import SegmentationModule
 from salt.train.optim import instantiate_config
-from salt.train.outputs import summarize, write_results
+from salt.train.resume import check_resume
 
 log = logging.getLogger(__name__)
-
-
-def parameter_report(module: SegmentationModule, cfg: dict) -> dict:
-    """Trainable/total counts against SAM alone and in the paper's convention, with adapter breakdown."""
-    summary = parameter_summary(module.model, paper_denominator=cfg["model"].get("paper_param_denominator"))
-    summary["adapters"] = count_adapter_parameters(module.model)
-    return summary
 
 
 def _instantiate_all(group: DictConfig | None) -> list:
@@ -93,7 +80,7 @@ def train(cfg: DictConfig) -> dict:
     datamodule.setup("fit")
     module = SegmentationModule(plain)
     module.output_dir = out_dir
-    params = parameter_report(module, plain)
+    params = parameter_report(module.model, plain)
     log.info(
         "parameters: %s trainable of %s (%.3f%% of the base model)",
         f"{params['trainable']:,}",
@@ -128,28 +115,23 @@ def train(cfg: DictConfig) -> dict:
         trainer.test(module, datamodule=datamodule, ckpt_path=best or None, verbose=False)
         module.history = history
         if trainer.is_global_zero:
-            info = {
-                "task": "train" if fit else "eval",
-                "dataset": plain["dataset"]["name"],
-                "split": "test",
-                "method": module.build_info["peft"]["method"],
-                "model": plain["model"]["variant"],
-                "seed": plain["seed"],
-                "checkpoint": best or None,
-                "pretrained": module.build_info["checkpoint"],
-                "params": params,
-                "adapters": module.build_info["ranks"],
-                "prompt": plain.get("prompt"),
-                "zero_shot": zero_shot,
-                "best_val": _best_val(history),
-                "epochs": trainer.current_epoch,
-                "global_step": trainer.global_step,
-                "config": plain,
-            }
+            info = run_info(
+                "train" if fit else "eval",
+                plain,
+                "test",
+                best or None,
+                module.build_info,
+                params,
+                plain.get("prompt"),
+                zero_shot=zero_shot,
+                best_val=_best_val(history),
+                epochs=trainer.current_epoch,
+                global_step=trainer.global_step,
+            )
             result = write_results(out_dir, module.test_rows, info)
     if trainer.is_global_zero:
         save_adapter(module.model, out_dir / "adapter.safetensors", metadata={"config": plain})
-        _report(result, out_dir)
+        report(result, out_dir)
     return result
 
 
@@ -187,113 +169,3 @@ def _zero_shot(trainer: L.Trainer, module: SegmentationModule, datamodule: Vesse
 def _best_val(history: list[dict]) -> dict | None:
     scored = [h for h in history if "val/dice" in h]
     return max(scored, key=lambda h: h["val/dice"]) if scored else None
-
-
-def _report(result: dict, out_dir: Path, split: str = "test") -> None:
-    """Log the mean scores on ``split`` at each resolution (with several classes, a line per class too), with
-    HD95's unit, and where outputs went."""
-    for key, where in (("mean", "model resolution"), ("mean_original", "original resolution")):
-        mean = result.get(key) or {}
-        if "dice" not in mean:
-            continue
-        unit = mean.get("hd95_unit", "px")
-        log.info(
-            "%s: Dice %.4f  HD95 %.2f %s over %d cases (%s)",
-            split,
-            mean["dice"],
-            mean["hd95"],
-            unit,
-            mean["n_cases"],
-            where,
-        )
-        for name, stats in (mean.get("per_class") or {}).items():
-            log.info(
-                "%s, class %s: Dice %.4f  HD95 %.2f %s (%s)",
-                split,
-                name,
-                stats["dice"],
-                stats["hd95"],
-                unit,
-                where,
-            )
-    dataset = (result.get("config") or {}).get("dataset") or {}
-    if result.get("mean") and not result.get("mean_original") and dataset.get("spacing") is not None:
-        log.info(
-            "dataset.spacing gives mm at the original resolution, which eval.original_resolution=false leaves "
-            "out: HD95 is in model pixels"
-        )
-    log.info("outputs in %s", out_dir)
-
-
-def given_on_command_line(key: str) -> bool:
-    """Whether the running Hydra job got ``key=...`` (or ``+key``, ``++key``) among its command-line overrides."""
-    if not HydraConfig.initialized():
-        return False
-    return any(o.split("=", 1)[0].lstrip("+~") == key for o in HydraConfig.get().overrides.task)
-
-
-def eval_prompt(run_cfg: dict, given: dict) -> dict:
-    """The run's prompt settings with the evaluation's ``eval_box_jitter``/``seed`` where those are not null
-    (``load_trained`` has refused a ``prompt.mode`` other than the run's)."""
-    recorded = dict(run_cfg.get("prompt") or {"mode": "class"})
-    return {**recorded, **{k: v for k, v in given.items() if k != "mode" and v is not None}}
-
-
-def evaluate(cfg: DictConfig) -> dict:
-    """Evaluate a trained checkpoint on one split and write metrics.json, per_case.csv and overlays."""
-    out_dir = Path(cfg.paths.output_dir)
-    batch_size = positive_int("batch_size", cfg.batch_size)
-    # A data set group replaces the run's; a model group that sets dataset.img_size alone (LiteMedSAM) does not.
-    chosen = "name" in (cfg.get("dataset") or {})
-    dataset = OmegaConf.to_container(cfg.dataset, resolve=True) if chosen else None
-    configured_size = dataset.get("img_size") if dataset else None
-    if dataset is not None and not given_on_command_line("dataset.img_size"):
-        # The data set's img_size is its training size; evaluated, its images take the network's input size.
-        dataset.pop("img_size", None)
-    eval_cfg = OmegaConf.to_container(cfg.eval, resolve=True)
-    threshold = probability_threshold("eval.threshold", eval_cfg["threshold"])
-    module, run_cfg = load_trained(cfg.ckpt, cfg.get("base_checkpoint"), dataset, given=cfg)
-    size = run_cfg["dataset"]["img_size"]
-    if configured_size is not None and configured_size != size:
-        log.info(
-            "%s: images resized to %d x %d, the network's input size (the data set's img_size %s is for training)",
-            run_cfg["dataset"]["name"],
-            size,
-            size,
-            configured_size,
-        )
-    module.output_dir = out_dir
-    module.cfg["eval"] = {**run_cfg.get("eval", {}), **eval_cfg}
-    module.threshold = threshold
-    prompt = eval_prompt(run_cfg, OmegaConf.to_container(cfg.prompt, resolve=True) if "prompt" in cfg else {})
-    check_prompt_options(prompt)
-    datamodule = VesselDataModule(
-        run_cfg["dataset"],
-        batch_size=batch_size,
-        num_workers=0,
-        test_split=str(cfg.split),
-        prompt=prompt,
-        patch=run_cfg.get("patch"),
-    )
-    datamodule.prepare_data()
-    datamodule.setup("test")
-    accelerator = "auto" if cfg.device == "auto" else ("gpu" if cfg.device == "cuda" else cfg.device)
-    trainer = L.Trainer(accelerator=accelerator, devices=1, logger=False, enable_checkpointing=False)
-    trainer.test(module, datamodule=datamodule, verbose=False)
-    info = {
-        "task": "eval",
-        "dataset": run_cfg["dataset"]["name"],
-        "split": str(cfg.split),
-        "method": module.build_info["peft"]["method"],
-        "model": run_cfg["model"]["variant"],
-        "seed": run_cfg.get("seed"),
-        "checkpoint": str(cfg.ckpt),
-        "pretrained": module.build_info["checkpoint"],
-        "params": parameter_report(module, run_cfg),
-        "adapters": module.build_info["ranks"],
-        "prompt": prompt,
-        "config": run_cfg,
-    }
-    result = write_results(out_dir, module.test_rows, info)
-    _report(result, out_dir, str(cfg.split))
-    return result

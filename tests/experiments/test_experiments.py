@@ -13,9 +13,9 @@ from hydra.types import RunMode
 from omegaconf import OmegaConf
 
 from salt.experiments import CONFIGS
+from salt.model.factory import peft_options, resolve_checkpoint
 from salt.results.paper import PAPER_DATASETS, PAPER_TABLE1
 from salt.results.settings import distinguish_rows, run_settings
-from salt.train.factory import peft_options, resolve_checkpoint
 from tests.experiments.sweeps import (
     EXPERIMENTS,
     REDUCED_TABLE1_ROWS,

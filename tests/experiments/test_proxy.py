@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from salt.train.factory import build_network, peft_options
+from salt.model.factory import build_network, peft_options
 from tests.experiments.sweeps import axes, compose_run, describe, hydra_configs
 from tests.train.conftest import run_script
 

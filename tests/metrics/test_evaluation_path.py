@@ -10,8 +10,8 @@ import torch.nn.functional as F
 from monai.metrics import compute_hausdorff_distance
 from scipy import ndimage
 
+from salt.inference.evaluation import evaluate_batch
 from salt.metrics import MetricAccumulator
-from salt.train.evaluation import evaluate_batch
 from tests.train.reference_metrics import reference_metrics
 
 S, SCALE, THRESHOLD = 24, 2, 0.5

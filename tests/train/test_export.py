@@ -18,8 +18,8 @@ from salt.data.reading import read_image
 from salt.data.transforms import fit_to_square, to_original
 from salt.errors import ConfigError
 from salt.export import job
+from salt.inference.loading import load_trained
 from salt.peft import AdapterLayer
-from salt.train.loading import load_trained
 from tests.train.conftest import run_script
 from tests.train.reference_metrics import predicted_masks, split_cases
 
@@ -43,7 +43,7 @@ def onnx_file(smoke_run: Path, tmp_path_factory: pytest.TempPathFactory) -> Path
 @pytest.fixture(scope="module")
 def trained(smoke_run: Path) -> torch.nn.Module:
     """The run's network as trained: adapters not merged, decoded image by image."""
-    return load_trained(smoke_run)[0].model
+    return load_trained(smoke_run).model
 
 
 def _random_images(batch: int, seed: int) -> torch.Tensor:
@@ -172,9 +172,9 @@ def test_bad_format_and_output_are_refused(smoke_run: Path, tmp_path: Path) -> N
 def test_box_prompted_run_is_refused(
     smoke_run: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    module, run_cfg = load_trained(smoke_run)
-    module.model.set_prompt_mode("box")
-    monkeypatch.setattr(job, "load_trained", lambda *args: (module, run_cfg))
+    run = load_trained(smoke_run)
+    run.model.set_prompt_mode("box")
+    monkeypatch.setattr(job, "load_trained", lambda *args: run)
     with pytest.raises(ConfigError, match=r"prompt\.mode=box") as refused:
         job.export(_cfg(ckpt=str(smoke_run), output=str(tmp_path / "m.onnx")))
     assert "\n" not in str(refused.value)

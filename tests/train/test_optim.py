@@ -111,14 +111,14 @@ def test_a_wrong_target_is_refused_in_one_line_naming_the_key(tmp_path: Path, ke
 
 
 def test_a_target_refusing_its_arguments_is_named_by_key() -> None:
-    with pytest.raises(ConfigError, match=r"^data._target_='salt.train.datamodule.VesselDataModule' refused"):
-        instantiate_config("data", {"_target_": "salt.train.datamodule.VesselDataModule", "batch_sise": 2})
+    with pytest.raises(ConfigError, match=r"^data._target_='salt.data.datamodule.VesselDataModule' refused"):
+        instantiate_config("data", {"_target_": "salt.data.datamodule.VesselDataModule", "batch_sise": 2})
     with pytest.raises(ConfigError, match=r"^optim needs a _target_"):
         instantiate_config("optim", {"lr": 0.1}, [torch.nn.Parameter(torch.zeros(1))])
 
 
 def test_the_data_module_is_built_from_its_target() -> None:
-    node = {"_target_": "salt.train.datamodule.VesselDataModule", "batch_size": 3}
+    node = {"_target_": "salt.data.datamodule.VesselDataModule", "batch_size": 3}
     dataset = {"name": "x", "optim": {"schedule": {"_target_": "salt.train.optim.warmup_cosine"}}}
     module = instantiate_config("data", node, dataset=dataset, prompt=None, patch=None)
     assert type(module).__name__ == "VesselDataModule" and module.batch_size == 3

@@ -12,11 +12,11 @@ import torch
 from hydra import compose, initialize_config_dir
 from omegaconf import OmegaConf
 
+from salt.data.datamodule import VesselDataModule
 from salt.errors import ConfigError
 from salt.model.normalize import MinMaxNormalize
 from salt.model.sliding import ImageRangeScale
 from salt.train.checks import check_train_config
-from salt.train.datamodule import VesselDataModule
 from salt.train.module import SegmentationModule
 from tests.data.test_patches import write_set
 from tests.train.conftest import run_script, tiny_overrides

@@ -10,7 +10,7 @@ import torch
 from omegaconf import OmegaConf
 from PIL import Image
 
-from salt.train import predict as predict_module
+from salt.inference import predict as predict_module
 from tests.train.conftest import run_script
 
 

@@ -10,10 +10,10 @@ import pytest
 from hydra import compose
 from omegaconf import OmegaConf
 
+from salt.cli import RunFolderCheck, run_job
 from salt.errors import ConfigError
 from salt.experiments import compose_run, hydra_configs
-from salt.train.cli import RunFolderCheck, run_job
-from salt.train.loading import check_same_network
+from salt.inference.loading import check_same_network
 from salt.train.run import train
 from tests.train.conftest import run_script, tiny_overrides
 

@@ -147,7 +147,7 @@ def test_load_failure_is_a_whole_sentence(tmp_path: Path) -> None:
 
 
 def test_lightning_adverts_are_dropped_and_its_other_lines_kept(caplog: pytest.LogCaptureFixture) -> None:
-    from salt.train.cli import quiet_library_notices
+    from salt.cli import quiet_library_notices
 
     quiet_library_notices()
     name = "lightning.pytorch.utilities.rank_zero"  # where Lightning's rank-zero lines are logged

@@ -20,9 +20,9 @@ from PIL import Image
 
 from salt.errors import ConfigError
 from salt.experiments import compose_run, hydra_configs
+from salt.inference.predict import predict
 from salt.peft import save_adapter
 from salt.train.module import SegmentationModule
-from salt.train.predict import predict
 from tests.train.conftest import run_script
 
 

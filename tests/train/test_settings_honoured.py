@@ -15,15 +15,16 @@ from hydra import compose
 from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig, OmegaConf
 
+from salt.cli import run_job
 from salt.errors import ConfigError
 from salt.experiments import compose_run, hydra_configs
 from salt.export.job import export
+from salt.inference.evaluate import evaluate
+from salt.inference.predict import predict
 from salt.train.checks import check_train_config
-from salt.train.cli import run_job
-from salt.train.loading import check_resume
 from salt.train.module import SegmentationModule
-from salt.train.predict import predict
-from salt.train.run import evaluate, train
+from salt.train.resume import check_resume
+from salt.train.run import train
 from tests.train.conftest import run_script, tiny_overrides
 
 

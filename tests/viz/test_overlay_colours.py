@@ -9,9 +9,9 @@ from PIL import Image
 
 from salt.data.prompt_file import ClassPrompt
 from salt.data.transforms import to_model_coords
+from salt.inference.evaluation import evaluate_batch
+from salt.inference.predict import _Plane, _Writer
 from salt.metrics import MetricAccumulator
-from salt.train.evaluation import evaluate_batch
-from salt.train.predict import _Plane, _Writer
 from salt.viz import FALSE_NEGATIVE, FALSE_POSITIVE, TRUE_POSITIVE, overlay, save_overlay
 
 

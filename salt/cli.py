@@ -14,8 +14,8 @@ from typing import Any
 from hydra.experimental.callback import Callback
 from omegaconf import DictConfig, OmegaConf
 
+from salt.checks import make_folder
 from salt.errors import ConfigError, UserError
-from salt.train.checks import make_folder
 
 log = logging.getLogger("salt")
 

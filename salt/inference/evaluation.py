@@ -1,19 +1,58 @@
-"""Per-image evaluation of a batch: metrics at the model's resolution and at the original one, overlays
-(each class in its colour, the box or point prompts drawn, a legend below)."""
+"""Per-image evaluation of a batch: the network's logits of whole images, metrics at the model's resolution and
+at the original one, overlays (each class in its colour, the box or point prompts drawn, a legend below).
+
+Training's validation and test steps and ``eval.py`` share these functions."""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from functools import partial
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
+from torch import nn
 
 from salt.data.transforms import to_image_coords
 from salt.metrics import MetricAccumulator
+from salt.model.sliding import sliding_window_logits
 from salt.viz import ShownPrompts, save_overlay
+
+# A row of evaluation results is one (image, class, resolution).
+ROW_KEY = ("name", "class", "resolution")
+# The batch entries that are prompts (salt.data.prompts), passed to the network beside the images.
+PROMPT_KEYS = ("box", "box_valid", "points", "point_labels")
+
+
+def batch_logits(model: nn.Module, batch: Mapping) -> torch.Tensor:
+    """Logits ``(B, C, S, S)`` of ``batch["image"] (B, 3, S, S)`` in [0, 255], with the box or point prompts the
+    batch carries (``salt.data.prompts``)."""
+    prompts = {k: batch[k] for k in PROMPT_KEYS if k in batch}
+    return model(batch["image"], prompts) if prompts else model(batch["image"])
+
+
+def whole_image_logits(model: nn.Module, batch: Mapping, patch: Mapping | None, window: int) -> torch.Tensor:
+    """Logits ``(B, C, H, W)`` of a batch of whole images ``(B, 3, H, W)``.
+
+    Args:
+        model: the network.
+        batch: a collated batch (``image`` and any prompts).
+        patch: the run's ``patch`` config: a sliding window of side ``window`` over each image, blended as it
+            says (``overlap``, ``blend``, ``sw_batch_size``); None: one forward pass of the ``(B, 3, S, S)``
+            input (resized mode).
+        window: the network's input side ``S``.
+    """
+    if patch is None:
+        return batch_logits(model, batch)
+    return sliding_window_logits(
+        model,
+        batch["image"],
+        window=int(window),
+        overlap=float(patch["overlap"]),
+        blend=str(patch["blend"]),
+        sw_batch_size=int(patch["sw_batch_size"]),
+    )
 
 
 def shown_prompts(

@@ -1,4 +1,9 @@
-"""Rebuilding a trained model from a run folder, a Lightning checkpoint or an adapter file."""
+"""Rebuilding a trained network from a run folder, a Lightning checkpoint or an adapter file.
+
+Nothing here needs the training loop: the network is built from the configuration the run recorded, then its
+trainable tensors (adapters, norms, class prompts, ...) are loaded from the checkpoint's ``state_dict`` or the
+adapter file, with the exact key set and the frozen base's fingerprint checked.
+"""
 
 from __future__ import annotations
 
@@ -6,16 +11,20 @@ import copy
 import json
 import logging
 from collections.abc import Mapping
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import torch
 from omegaconf import DictConfig, ListConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
+from torch import nn
 
+from salt.errors import ConfigError
 from salt.model.checkpoint import CheckpointError
-from salt.train.errors import ConfigError
-from salt.train.module import SegmentationModule
+from salt.model.factory import build_network
+from salt.model.sliding import use_image_range
+from salt.peft import base_fingerprint, load_adapter
 
 log = logging.getLogger(__name__)
 
@@ -39,12 +48,11 @@ def find_checkpoint(path: str | Path) -> Path:
 
 
 # Where the frozen base weights come from: the base fingerprint in every checkpoint checks the weights.
-_WEIGHT_SOURCE_KEYS = {"checkpoint", "default_file", "paper_param_denominator"}
+WEIGHT_SOURCE_KEYS = {"checkpoint", "default_file", "paper_param_denominator"}
 # Compared first, so a different network is named by what defines it rather than by a side option.
 _IDENTITY_KEYS = ("family", "variant", "name", "method")
 _DERIVED = object()
 EVAL_HINT = "the network comes from the checkpoint: drop the setting"
-RESUME_HINT = "a resumed run keeps its network: resume with the run's settings or start a new run"
 
 
 def read_run_config(path: Path, key: str = "ckpt") -> tuple[dict | None, dict]:
@@ -101,7 +109,7 @@ def check_same_network(cfg: Mapping, run_cfg: Mapping, source: str, hint: str = 
         given, recorded = cfg.get(group), run_cfg.get(group) or {}
         if given is None:
             continue
-        rest = sorted((set(given) | set(recorded)) - set(_IDENTITY_KEYS) - _WEIGHT_SOURCE_KEYS)
+        rest = sorted((set(given) | set(recorded)) - set(_IDENTITY_KEYS) - WEIGHT_SOURCE_KEYS)
         for key in [k for k in _IDENTITY_KEYS if k in given or k in recorded] + rest:
             value = _value(given, key)
             if value is not _DERIVED and value != recorded.get(key):
@@ -123,89 +131,95 @@ def check_same_network(cfg: Mapping, run_cfg: Mapping, source: str, hint: str = 
         )
 
 
-# Settings a resumed run may change: where files go, how much is printed, how data is read and what the final
-# test writes. Everything else (optimiser, schedule, epochs, batch, loss, data set, network, prompts, seed,
-# trainer) is fixed by the checkpoint's state and would be recorded for a run it did not describe.
-RESUME_FREE = (
-    "ckpt_path",
-    "task_name",
-    "test",
-    "zero_shot_test",
-    "paths",
-    "logger",
-    "callbacks",
-    "data.num_workers",
-    "data.pin_memory",
-    "dataset.root",
-    "dataset.cache",
-    "eval.overlays",
-    "eval.original_resolution",
-    "trainer.default_root_dir",
-    "trainer.enable_progress_bar",
-    "trainer.enable_model_summary",
-    "trainer.log_every_n_steps",
-    "trainer.num_sanity_val_steps",
-    "trainer.limit_test_batches",
-    *(f"model.{key}" for key in sorted(_WEIGHT_SOURCE_KEYS)),  # the base fingerprint checks the weights
-)
+# The prefix of the network's tensors in a Lightning checkpoint's ``state_dict`` (the module's ``model``).
+STATE_PREFIX = "model."
 
 
-def changed_settings(cfg: Mapping, run_cfg: Mapping, free: tuple[str, ...] = RESUME_FREE) -> list[str]:
-    """``"key: recorded -> given"`` for every setting of ``cfg`` that differs from ``run_cfg``, by dotted key.
+@dataclass
+class TrainedRun:
+    """A trained network rebuilt from its run.
 
-    Keys under ``free`` are not compared, nor keys only one side has (a setting added or dropped by another
-    version of the code); a group replaced by a value (``dataset.augment=null``) is one change.
+    Attributes:
+        model: the network in eval mode on the CPU; images ``(B, 3, S, S)`` in [0, 255] (and the run's
+            prompts) to logits ``(B, C, S, S)``.
+        config: the run's configuration as recorded (with the job's replacements: base weights, data set).
+        build_info: what building recorded: ``checkpoint`` (base weights), ``peft`` (options), ``targets``,
+            ``ranks``.
+        source: the file loaded (``.ckpt`` or adapter ``.safetensors``).
     """
-    changes: list[str] = []
 
-    def walk(given: Any, recorded: Any, key: str) -> None:
-        if key and any(key == f or key.startswith(f + ".") for f in free):
-            return
-        if isinstance(given, Mapping) and isinstance(recorded, Mapping):
-            for name in [k for k in given if k in recorded]:
-                walk(given[name], recorded[name], f"{key}.{name}" if key else str(name))
-        elif given != recorded:
-            changes.append(f"{key}: {recorded!r} -> {given!r}")
-
-    walk(cfg, run_cfg, "")
-    return changes
+    model: nn.Module
+    config: dict
+    build_info: dict
+    source: Path
 
 
-def resume_checkpoint(path: str | Path) -> Path:
-    """The file ``ckpt_path`` names: itself, or in a run folder its ``checkpoints/last.ckpt``."""
-    path = Path(path)
-    if path.is_dir():
-        last = path / "checkpoints" / "last.ckpt"
-        if not last.is_file():
-            raise ConfigError(f"ckpt_path={path}: the folder holds no checkpoints/last.ckpt to resume from")
-        return last
-    if path.suffix != ".ckpt" or not path.is_file():
-        raise ConfigError(
-            f"ckpt_path={path}: no such training checkpoint (a run folder or its checkpoints/last.ckpt)"
-        )
-    return path
+def build_run_network(cfg: Mapping) -> tuple[nn.Module, dict]:
+    """The network of the run configuration ``cfg`` as its run built it, with the base's random weights seeded.
 
-
-def check_resume(cfg: Mapping) -> Path:
-    """Refuse ``ckpt_path`` (a checkpoint or run folder to resume) when it holds no training checkpoint, was
-    trained with another network than ``cfg`` (the resolved training configuration) describes, or with
-    other settings than ``cfg`` gives for what the checkpoint's state fixes (:data:`RESUME_FREE` lists what
-    may change).
+    A base without pretrained weights (tiny, or no checkpoint file) is random: building it under ``cfg.seed``
+    (without touching the caller's random state) makes it the same network every time it is rebuilt from the
+    configuration. In patch mode (``cfg.patch``) the normaliser may take its range from the whole image.
 
     Returns:
-        The checkpoint file to resume from.
+        ``(model, info)`` as :func:`salt.model.factory.build_network` gives.
     """
-    path = resume_checkpoint(cfg["ckpt_path"])
-    run_cfg = read_run_config(path, "ckpt_path")[1]
-    source = f"ckpt_path={path}"
-    check_same_network(cfg, run_cfg, source, RESUME_HINT)
-    changes = changed_settings(cfg, run_cfg)
-    if changes:
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(int(cfg.get("seed", 0)))
+        model, info = build_network(cfg)
+    try:
+        use_image_range(model, cfg.get("patch") or None)
+    except ValueError as err:
+        raise ConfigError(str(err)) from None
+    return model, info
+
+
+def trainable_names(model: nn.Module) -> set[str]:
+    """Names of ``model``'s trainable tensors: what a checkpoint stores (the frozen base is rebuilt)."""
+    return {name for name, p in model.named_parameters() if p.requires_grad}
+
+
+def load_trainable_state(model: nn.Module, state: Mapping, weights: str | None) -> None:
+    """Load the trainable tensors of a training checkpoint into ``model``, refusing any that do not fit.
+
+    Args:
+        model: the network built from the checkpoint's run configuration.
+        state: the loaded ``.ckpt``: ``state_dict`` holds exactly the trainable tensors, named
+            ``model.<name>``; ``salt.base_fingerprint`` (when present) the frozen base's fingerprint.
+        weights: the base weights file loaded (None: random weights), for the message.
+
+    Raises:
+        ConfigError: the key set differs from the trainable tensors of ``model`` (another method or rank), or
+            the base weights differ from the ones trained on.
+    """
+    trainable = trainable_names(model)
+    keys, expected = set(state["state_dict"]), {STATE_PREFIX + name for name in trainable}
+    if keys != expected:
+        missing, unexpected = sorted(expected - keys)[:3], sorted(keys - expected)[:3]
         raise ConfigError(
-            f"{source}: a resumed run continues with the settings it was trained with; changed: "
-            f"{'; '.join(changes)}. Resume with the run's values or start a new run"
+            "checkpoint does not fit this model and PEFT configuration "
+            f"(missing {missing}, unexpected {unexpected})"
         )
-    return path
+    recorded = state.get("salt", {}).get("base_fingerprint")
+    if recorded is not None and recorded != base_fingerprint(model, exclude=trainable):
+        raise ConfigError(
+            "checkpoint was trained on other base weights than the ones loaded now "
+            f"({weights or 'random weights'}); give the SAM file used in training"
+        )
+    tensors = {key.removeprefix(STATE_PREFIX): value for key, value in state["state_dict"].items()}
+    model.load_state_dict(tensors, strict=False)
+
+
+def pick_device(name: str, key: str = "device") -> torch.device:
+    """The torch device config ``key`` names: ``auto`` (CUDA when available, else the CPU), ``cpu`` or ``cuda``."""
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if name == "cuda" and not torch.cuda.is_available():
+        raise ConfigError(f"{key}=cuda: no CUDA device is available")
+    try:
+        return torch.device(name)
+    except RuntimeError:
+        raise ConfigError(f"{key}={name!r}: expected auto, cpu or cuda") from None
 
 
 def load_trained(
@@ -213,8 +227,8 @@ def load_trained(
     base_checkpoint: str | None = None,
     dataset: dict | None = None,
     given: Mapping | None = None,
-) -> tuple[SegmentationModule, dict]:
-    """Rebuild the trained module recorded in ``ckpt``.
+) -> TrainedRun:
+    """Rebuild the trained network recorded in ``ckpt``.
 
     Args:
         ckpt: a run folder, a ``.ckpt`` written by training, or an ``adapter.safetensors``.
@@ -226,7 +240,7 @@ def load_trained(
             with the run.
 
     Returns:
-        ``(module, run_cfg)`` with the module in eval mode on the CPU.
+        The network in eval mode on the CPU with the run's configuration.
     """
     path = find_checkpoint(ckpt)
     state, run_cfg = read_run_config(path)
@@ -243,7 +257,7 @@ def load_trained(
             )
         run_cfg["dataset"] = {**dataset, "img_size": size}
     try:
-        module = SegmentationModule(run_cfg)
+        model, info = build_run_network(run_cfg)
     except CheckpointError as exc:
         if base_checkpoint is None:
             raise
@@ -252,11 +266,8 @@ def load_trained(
         named = text if text.startswith(f"{Path(base_checkpoint)}:") else f"{base_checkpoint}: {text}"
         raise ConfigError(f"base_checkpoint={named}") from None
     if state is not None:
-        module.on_load_checkpoint(state)
-        module.load_state_dict(state["state_dict"], strict=False)
+        load_trainable_state(model, state, info["checkpoint"])
     else:
-        from salt.peft import load_adapter
-
-        load_adapter(module.model, path)
+        load_adapter(model, path)
     log.info("loaded %s", path)
-    return module.eval(), run_cfg
+    return TrainedRun(model.eval(), run_cfg, info, path)

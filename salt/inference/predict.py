@@ -15,17 +15,17 @@ from omegaconf import DictConfig
 from PIL import Image
 from tqdm import tqdm
 
+from salt.checks import check_output, positive_int, probability_threshold
 from salt.data.layout import file_stem, file_suffix, is_supported, is_volume
 from salt.data.patches import PatchSettings, image_range, rescale
 from salt.data.prompt_file import ClassPrompt, read_prompts
 from salt.data.prompts import prompt_kinds
 from salt.data.reading import read_image, volume_shape, write_volume_like
 from salt.data.transforms import fit_to_square, to_model_coords, to_original
+from salt.errors import ConfigError
+from salt.inference.loading import load_trained, pick_device
 from salt.model.sliding import sliding_window_logits
 from salt.peft import merge
-from salt.train.checks import check_output, positive_int, probability_threshold
-from salt.train.errors import ConfigError
-from salt.train.loading import load_trained
 from salt.viz import ShownPrompts, save_overlay
 
 log = logging.getLogger(__name__)
@@ -40,14 +40,6 @@ def _inputs(path: Path) -> list[Path]:
     if not files:
         raise ConfigError(f"input={path}: the folder holds no image in a supported format")
     return files
-
-
-def _device(name: str) -> torch.device:
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if name == "cuda" and not torch.cuda.is_available():
-        raise ConfigError("device=cuda: no CUDA device is available")
-    return torch.device(name)
 
 
 def label_image(prob: torch.Tensor, threshold: float) -> np.ndarray:
@@ -381,16 +373,17 @@ def predict(cfg: DictConfig) -> dict:
     probability_threshold("threshold", cfg.threshold)
     files = _inputs(Path(cfg.input))
     out_dir = check_output("output", str(cfg.output), "folder", example="masks")
-    device = _device(str(cfg.device))
+    device = pick_device(str(cfg.device))
     precision = str(cfg.get("precision", "32-true"))
     dtype = autocast_dtype(precision, device)
-    module, run_cfg = load_trained(cfg.ckpt, cfg.get("base_checkpoint"))
-    size = module.model.img_size
+    run = load_trained(cfg.ckpt, cfg.get("base_checkpoint"))
+    run_cfg = run.config
+    size = run.model.img_size
     resize = run_cfg["dataset"].get("resize", "longest_pad")
     slice_axis = int(run_cfg["dataset"].get("slice_axis", 2))
     class_names = list(run_cfg["dataset"].get("class_names") or [])
     kind, prompts = _read_prompts(cfg.get("prompts"), run_cfg, files, slice_axis, class_names)
-    model = merge(module.model).to(device).eval()
+    model = merge(run.model).to(device).eval()
     out_dir.mkdir(parents=True, exist_ok=True)
     writer = _Writer(model, device, cfg, out_dir, class_names, dtype)
     patch = PatchSettings.from_config(run_cfg["patch"]) if run_cfg.get("patch") else None
