@@ -19,6 +19,7 @@ from salt.train.factory import build_network
 
 CONFIGS = Path(__file__).resolve().parents[1] / "configs"
 GROUPS = (
+    "augment",
     "dataset",
     "model",
     "peft",

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import random
 from collections.abc import Mapping
+from pathlib import Path
 from typing import Any
 
 import albumentations as A
@@ -21,23 +22,26 @@ import cv2
 import numpy as np
 import torch
 import torch.nn.functional as F
+from omegaconf import OmegaConf
 
 from salt.data.layout import DatasetError
 
 RESIZE_MODES = ("longest_pad", "plain")
 
-# The paper's augmentation (section 3): horizontal flip, rotation up to 10 degrees, brightness up to x2,
-# random scale. The authors' code draws the brightness factor from (0, 2); a floor of 0.5 keeps vessels
-# visible. Each entry with probability 0 is left out.
-DEFAULT_AUGMENT: dict[str, Any] = {
-    "hflip_p": 0.5,
-    "rotate_limit": 10.0,
-    "rotate_p": 0.5,
-    "brightness_range": (0.5, 2.0),
-    "brightness_p": 0.5,
-    "scale_range": (0.8, 1.2),
-    "scale_p": 0.5,
-}
+# The augmentation's settings: configs/augment/<option>.yaml, composed into `dataset.augment` by train.yaml.
+AUGMENT_CONFIGS = Path(__file__).resolve().parents[2] / "configs" / "augment"
+
+
+def augment_settings(option: str = "default") -> dict[str, Any]:
+    """The settings of ``configs/augment/<option>.yaml``: what ``augment=<option>`` puts in ``dataset.augment``.
+
+    ``default`` is the paper's augmentation (section 3) and names every key :func:`build_augmentation` reads.
+    """
+    path = AUGMENT_CONFIGS / f"{option}.yaml"
+    if not path.is_file():
+        options = ", ".join(sorted(p.stem for p in AUGMENT_CONFIGS.glob("*.yaml")))
+        raise DatasetError(f"augment: unknown option {option!r} (valid: {options})")
+    return OmegaConf.to_container(OmegaConf.load(path))
 
 
 def content_shape(height: int, width: int, size: int, mode: str) -> tuple[int, int]:
@@ -122,7 +126,8 @@ def _range(cfg: Mapping[str, Any], key: str) -> tuple[float, float]:
 
 
 def build_augmentation(settings: Mapping[str, Any] | None) -> A.Compose | None:
-    """An albumentations pipeline from ``settings`` (keys of ``DEFAULT_AUGMENT``; missing keys = default).
+    """An albumentations pipeline from ``settings`` (keys of ``configs/augment/default.yaml``, whose values fill
+    the missing ones).
 
     ``None`` or an empty pipeline (every probability 0) gives ``None``. Image resampling is bilinear, mask
     resampling nearest-neighbour, borders are filled with 0, so label channels stay exactly binary.
@@ -132,10 +137,11 @@ def build_augmentation(settings: Mapping[str, Any] | None) -> A.Compose | None:
     """
     if settings is None:
         return None
-    unknown = set(settings) - set(DEFAULT_AUGMENT)
+    default = augment_settings()
+    unknown = set(settings) - set(default)
     if unknown:
-        raise DatasetError(f"augment: unknown keys {sorted(unknown)} (valid: {', '.join(DEFAULT_AUGMENT)})")
-    cfg = {**DEFAULT_AUGMENT, **settings}
+        raise DatasetError(f"augment: unknown keys {sorted(unknown)} (valid: {', '.join(default)})")
+    cfg = {**default, **settings}
     for key in ("hflip_p", "rotate_p", "brightness_p", "scale_p"):
         if not 0.0 <= float(cfg[key]) <= 1.0:
             raise DatasetError(f"augment.{key}: probability {cfg[key]} is outside [0, 1]")
