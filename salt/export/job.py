@@ -19,12 +19,12 @@ import onnx
 import torch
 from omegaconf import DictConfig
 
+from salt.errors import ConfigError
 from salt.export.graph import INPUT_NAMES, OUTPUT_NAMES, ExportedSegmenter
 from salt.model.backbones import backbone
 from salt.model.segmenter import SamSegmenter
 from salt.peft import merge
 from salt.train.checks import check_output, probability_threshold
-from salt.train.errors import ConfigError
 from salt.train.loading import load_trained
 
 log = logging.getLogger(__name__)

@@ -17,10 +17,9 @@ from hydra.utils import get_method
 from omegaconf import DictConfig, OmegaConf
 from torch import nn
 
-from salt.errors import UserError
+from salt.errors import ConfigError, UserError
 from salt.model import BackboneError, backbone, set_trainable
 from salt.peft import adapter_ranks, inject_from_config, injections
-from salt.train.errors import ConfigError
 
 log = logging.getLogger(__name__)
 

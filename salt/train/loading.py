@@ -13,8 +13,8 @@ import torch
 from omegaconf import DictConfig, ListConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
+from salt.errors import ConfigError
 from salt.model.checkpoint import CheckpointError
-from salt.train.errors import ConfigError
 from salt.train.module import SegmentationModule
 
 log = logging.getLogger(__name__)

@@ -13,12 +13,13 @@ import numpy as np
 import torch
 from omegaconf import DictConfig, OmegaConf
 
+from salt.errors import ConfigError
 from salt.losses import FocalDiceLoss
 from salt.metrics import MetricAccumulator
 from salt.model.sliding import sliding_window_logits, use_image_range
 from salt.peft import after_optimizer_step, base_fingerprint, regularization, set_training_steps
 from salt.train.checks import pixel_spacing
-from salt.train.errors import ConfigError, NonFiniteLossError
+from salt.train.errors import NonFiniteLossError
 from salt.train.evaluation import evaluate_batch
 from salt.train.factory import build_network
 

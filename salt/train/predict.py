@@ -21,10 +21,10 @@ from salt.data.prompt_file import ClassPrompt, read_prompts
 from salt.data.prompts import prompt_kinds
 from salt.data.reading import read_image, volume_shape, write_volume_like
 from salt.data.transforms import fit_to_square, to_model_coords, to_original
+from salt.errors import ConfigError
 from salt.model.sliding import sliding_window_logits
 from salt.peft import merge
 from salt.train.checks import check_output, positive_int, probability_threshold
-from salt.train.errors import ConfigError
 from salt.train.loading import load_trained
 from salt.viz import ShownPrompts, save_overlay
 

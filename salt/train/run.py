@@ -14,6 +14,7 @@ from lightning.pytorch.strategies.launchers import _SubprocessScriptLauncher
 from omegaconf import DictConfig, OmegaConf
 
 from salt.data.prompts import check_prompt_options
+from salt.errors import ConfigError
 from salt.metrics import MetricAccumulator
 from salt.model import parameter_summary
 from salt.peft import count_adapter_parameters, save_adapter
@@ -25,7 +26,6 @@ from salt.train.checks import (
     probability_threshold,
 )
 from salt.train.datamodule import VesselDataModule
-from salt.train.errors import ConfigError
 from salt.train.loading import check_resume, load_trained
 from salt.train.module import ROW_KEY, SegmentationModule
 from salt.train.outputs import summarize, write_results
