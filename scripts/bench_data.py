@@ -19,7 +19,7 @@ from pathlib import Path
 
 from torch.utils.data import DataLoader
 
-from salt.data import DEFAULT_AUGMENT, VesselDataset
+from salt.data import VesselDataset, augment_settings
 from salt.data.synthetic import generate, make_style
 
 
@@ -40,7 +40,7 @@ def measure(
 ) -> dict[str, float]:
     """Images/s: ``first_epoch`` (decoding), ``cached`` and ``cached_augmented`` (best of ``epochs``)."""
     rates = {}
-    for name, augment in (("plain", None), ("augmented", DEFAULT_AUGMENT)):
+    for name, augment in (("plain", None), ("augmented", augment_settings())):
         ds = VesselDataset(root, split, img_size=size, augment=augment)
         loader = None
         if workers > 0:

@@ -20,6 +20,7 @@ from salt.train.optim import build_schedule, instantiate_config
 
 CONFIGS = Path(__file__).resolve().parents[1] / "configs"
 GROUPS = (
+    "augment",
     "dataset",
     "model",
     "peft",

@@ -72,7 +72,13 @@ class _SkipDoneLauncher(plugin.BaseSubmititLauncher):
         return Path(str(cfg.hydra.sweep.dir)) / str(cfg.hydra.sweep.subdir)
 
     def _executor(self) -> Any:
-        """The plugin's submitit executor with this launcher's queue parameters (as ``BaseSubmititLauncher``)."""
+        """The plugin's submitit executor with this launcher's queue parameters (as ``BaseSubmititLauncher``).
+
+        A copy of the start of the plugin's ``launch``: its public API builds the executor and waits for every
+        job in one call, which can neither keep a skipped sweep's job numbers nor report each failed job with
+        its logs. The plugin is pinned exactly in pyproject.toml, and tests/experiments/test_launcher_pin.py
+        fails when the code copied here (or the ``__call__`` it submits) changes in the installed plugin.
+        """
         import submitit
 
         params = self.params

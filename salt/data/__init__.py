@@ -14,13 +14,13 @@ if TYPE_CHECKING:
     from salt.data.dataset import VesselDataset
     from salt.data.layout import DatasetError
     from salt.data.synthetic import ensure_synthetic
-    from salt.data.transforms import DEFAULT_AUGMENT, build_augmentation, to_original
+    from salt.data.transforms import augment_settings, build_augmentation, to_original
 
 _EXPORTS = {
     "CheckReport": "salt.data.check",
-    "DEFAULT_AUGMENT": "salt.data.transforms",
     "DatasetError": "salt.data.layout",
     "VesselDataset": "salt.data.dataset",
+    "augment_settings": "salt.data.transforms",
     "build_augmentation": "salt.data.transforms",
     "check_dataset": "salt.data.check",
     "ensure_synthetic": "salt.data.synthetic",
@@ -28,10 +28,10 @@ _EXPORTS = {
 }
 
 __all__ = [
-    "DEFAULT_AUGMENT",
     "CheckReport",
     "DatasetError",
     "VesselDataset",
+    "augment_settings",
     "build_augmentation",
     "check_dataset",
     "ensure_synthetic",

@@ -97,7 +97,7 @@ class VesselDataset(Dataset):
     With box or point ``prompts`` (``salt.data.prompts``) the item also holds ``box (C, 4)`` and
     ``box_valid (C,)``, or ``points (C, 2k, 2)`` and ``point_labels (C, 2k)``, drawn from the (augmented) mask.
 
-    Augmentation (``augment``, see ``transforms.DEFAULT_AUGMENT``) applies to the ``train`` split only.
+    Augmentation (``augment``, ``configs/augment/<option>.yaml``) applies to the ``train`` split only.
     Decoded files are cached per index when ``cache`` is true; with DataLoader workers each worker fills
     its own copy (use ``persistent_workers=True`` so it survives epochs).
 

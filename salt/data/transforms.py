@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import random
 from collections.abc import Mapping
+from pathlib import Path
 from typing import Any
 
 import albumentations as A
@@ -21,23 +22,27 @@ import cv2
 import numpy as np
 import torch
 import torch.nn.functional as F
+from omegaconf import OmegaConf
+from segment_anything.utils.transforms import ResizeLongestSide
 
 from salt.data.layout import DatasetError
 
 RESIZE_MODES = ("longest_pad", "plain")
 
-# The paper's augmentation (section 3): horizontal flip, rotation up to 10 degrees, brightness up to x2,
-# random scale. The authors' code draws the brightness factor from (0, 2); a floor of 0.5 keeps vessels
-# visible. Each entry with probability 0 is left out.
-DEFAULT_AUGMENT: dict[str, Any] = {
-    "hflip_p": 0.5,
-    "rotate_limit": 10.0,
-    "rotate_p": 0.5,
-    "brightness_range": (0.5, 2.0),
-    "brightness_p": 0.5,
-    "scale_range": (0.8, 1.2),
-    "scale_p": 0.5,
-}
+# The augmentation's settings: configs/augment/<option>.yaml, composed into `dataset.augment` by train.yaml.
+AUGMENT_CONFIGS = Path(__file__).resolve().parents[2] / "configs" / "augment"
+
+
+def augment_settings(option: str = "default") -> dict[str, Any]:
+    """The settings of ``configs/augment/<option>.yaml``: what ``augment=<option>`` puts in ``dataset.augment``.
+
+    ``default`` is the paper's augmentation (section 3) and names every key :func:`build_augmentation` reads.
+    """
+    path = AUGMENT_CONFIGS / f"{option}.yaml"
+    if not path.is_file():
+        options = ", ".join(sorted(p.stem for p in AUGMENT_CONFIGS.glob("*.yaml")))
+        raise DatasetError(f"augment: unknown option {option!r} (valid: {options})")
+    return OmegaConf.to_container(OmegaConf.load(path))
 
 
 def content_shape(height: int, width: int, size: int, mode: str) -> tuple[int, int]:
@@ -46,8 +51,8 @@ def content_shape(height: int, width: int, size: int, mode: str) -> tuple[int, i
         return size, size
     if mode != "longest_pad":
         raise DatasetError(f"resize: unknown mode {mode!r} (valid: {', '.join(RESIZE_MODES)})")
-    scale = size / max(height, width)
-    return max(1, int(height * scale + 0.5)), max(1, int(width * scale + 0.5))
+    h, w = ResizeLongestSide.get_preprocess_shape(height, width, size)
+    return max(1, h), max(1, w)
 
 
 def square_pad(height: int, width: int, size: int, mode: str) -> np.ndarray:
@@ -57,6 +62,8 @@ def square_pad(height: int, width: int, size: int, mode: str) -> np.ndarray:
 
 
 def _resize(array: np.ndarray, shape: tuple[int, int], nearest: bool) -> np.ndarray:
+    # Not ResizeLongestSide.apply_image: its PIL resize gives other pixels (on a DRIVE image at 512, 46% of
+    # them differ, by up to 18 grey levels) than the cv2 resize the reported results were trained with.
     h, w = shape
     if nearest:
         interpolation = cv2.INTER_NEAREST
@@ -122,7 +129,8 @@ def _range(cfg: Mapping[str, Any], key: str) -> tuple[float, float]:
 
 
 def build_augmentation(settings: Mapping[str, Any] | None) -> A.Compose | None:
-    """An albumentations pipeline from ``settings`` (keys of ``DEFAULT_AUGMENT``; missing keys = default).
+    """An albumentations pipeline from ``settings`` (keys of ``configs/augment/default.yaml``, whose values fill
+    the missing ones).
 
     ``None`` or an empty pipeline (every probability 0) gives ``None``. Image resampling is bilinear, mask
     resampling nearest-neighbour, borders are filled with 0, so label channels stay exactly binary.
@@ -132,10 +140,11 @@ def build_augmentation(settings: Mapping[str, Any] | None) -> A.Compose | None:
     """
     if settings is None:
         return None
-    unknown = set(settings) - set(DEFAULT_AUGMENT)
+    default = augment_settings()
+    unknown = set(settings) - set(default)
     if unknown:
-        raise DatasetError(f"augment: unknown keys {sorted(unknown)} (valid: {', '.join(DEFAULT_AUGMENT)})")
-    cfg = {**DEFAULT_AUGMENT, **settings}
+        raise DatasetError(f"augment: unknown keys {sorted(unknown)} (valid: {', '.join(default)})")
+    cfg = {**default, **settings}
     for key in ("hflip_p", "rotate_p", "brightness_p", "scale_p"):
         if not 0.0 <= float(cfg[key]) <= 1.0:
             raise DatasetError(f"augment.{key}: probability {cfg[key]} is outside [0, 1]")
@@ -175,11 +184,17 @@ def augment(
 def to_model_coords(xy: np.ndarray, orig_size: tuple[int, int], size: int, mode: str) -> np.ndarray:
     """Map pixel coordinates ``(..., 2)`` as ``(x, y)`` of an ``(H, W)`` image into the ``size x size`` input.
 
-    The same scaling as :func:`fit_to_square` (and SAM's ``ResizeLongestSide.apply_coords``): ``x`` times the
-    resized width over ``W``, ``y`` times the resized height over ``H``; the padding is at the bottom and right,
-    so there is no offset.
+    The same scaling as :func:`fit_to_square`: ``x`` times the resized width over ``W``, ``y`` times the resized
+    height over ``H`` (for ``longest_pad``, SAM's ``ResizeLongestSide.apply_coords``); the padding is at the
+    bottom and right, so there is no offset. Returns float32.
     """
     height, width = orig_size
+    if mode == "longest_pad" and min(content_shape(height, width, size, mode)) > 0:
+        return (
+            ResizeLongestSide(size)
+            .apply_coords(np.asarray(xy, dtype=np.float32), (height, width))
+            .astype(np.float32)
+        )
     h, w = content_shape(height, width, size, mode)
     scale = np.array([w / width, h / height], dtype=np.float32)
     return (np.asarray(xy, dtype=np.float32) * scale).astype(np.float32)

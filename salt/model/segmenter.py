@@ -33,7 +33,7 @@ class SamSegmenter(nn.Module):
     Any encoder that maps normalised images ``(B, 3, S, S)`` to an embedding ``(B, D, h, w)`` with ``D`` the
     prompt encoder's width and ``(h, w)`` its ``image_embedding_size`` fits (SAM's ViT, LiteMedSAM's TinyViT);
     a family whose decoder also takes high-resolution maps (SAM2) overrides :meth:`encode`, :meth:`embed_boxes`
-    and :meth:`mask_logits`.
+    and :meth:`decoder_options`.
     The backbone family (``salt.model.backbones``) builds it and says how images are normalised and which
     module types keep their running statistics frozen while training (``frozen_stat_types``, BatchNorm).
 
@@ -145,6 +145,11 @@ class SamSegmenter(nn.Module):
         sparse, _ = self.prompt_encoder(points=None, boxes=boxes, masks=None)
         return sparse
 
+    def decoder_options(self, high_res: list[torch.Tensor]) -> dict:
+        """Keyword arguments of this family's mask decoder beyond SAM's (none); ``high_res`` as for
+        :meth:`mask_logits`."""
+        return {}
+
     def mask_logits(
         self,
         embedding: torch.Tensor,
@@ -156,16 +161,18 @@ class SamSegmenter(nn.Module):
         """The decoder's single-mask logits ``(C', 1, 4h, 4w)`` for one image and ``C'`` prompts.
 
         ``embedding (1, D, h, w)``, ``high_res`` that image's high-resolution maps (empty for SAM),
-        ``image_pe (1, D, h, w)``, ``sparse (C', T, D)``, ``dense (C', D, h, w)``.
+        ``image_pe (1, D, h, w)``, ``sparse (C', T, D)``, ``dense (C', D, h, w)``. The decoder's first output
+        is the mask logits (SAM returns them with the IoU predictions, SAM2 with more).
         """
-        low, _ = self.mask_decoder(
+        outputs = self.mask_decoder(
             image_embeddings=embedding,
             image_pe=image_pe,
             sparse_prompt_embeddings=sparse,
             dense_prompt_embeddings=dense,
             multimask_output=False,
+            **self.decoder_options(high_res),
         )
-        return low
+        return outputs[0]
 
     def _sparse(self, prompts: dict | None, b: int) -> tuple[torch.Tensor, torch.Tensor]:
         """Sparse prompt tokens ``(C, T, D)`` of image ``b`` and which classes got a prompt ``(C,)``."""

@@ -1,4 +1,5 @@
-"""A grid of the same test cases across methods, tiled from the runs' overlay PNGs."""
+"""A grid of the same test cases across methods, tiled from the runs' overlay PNGs (drawn by
+:func:`salt.viz.grid.save_grid`)."""
 
 from __future__ import annotations
 
@@ -8,14 +9,13 @@ from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
-from matplotlib.backends.backend_agg import FigureCanvasAgg
-from matplotlib.figure import Figure
 from PIL import Image
 
 from salt.data.layout import FolderIndex, find_mask
 from salt.data.reading import labels_to_masks, normalise_label_map, read_image, read_labels
 from salt.results.collect import Run
 from salt.results.paper import dataset_title
+from salt.viz.grid import save_grid
 from salt.viz.overlay import as_rgb, overlay
 
 log = logging.getLogger(__name__)
@@ -95,34 +95,19 @@ def overlay_grid(
     cases = sorted(names, key=lambda n: (-sum(n in chosen[m] for m in methods), n))[:max_cases]
     source_run = next(r for r in runs if r.dataset == dataset and r.row == methods[0])
     sources = _case_sources(source_run, cases)
-    extra = 2 if sources else 0
-    columns = len(methods) + extra
-    fig = Figure(figsize=(PANEL_INCHES * columns, PANEL_INCHES * len(cases) + 0.4), layout="constrained")
-    FigureCanvasAgg(fig)
-    axes = fig.subplots(len(cases), columns, squeeze=False)
+    rows = []
     for i, case in enumerate(cases):
         panels = _source_panels(*sources[case], _dataset_config(source_run)) if sources else []
-        for j, (_, picture) in enumerate(panels):
-            axes[i][j].imshow(picture)
-        for j, title in enumerate(["image", "ground truth"][:extra] + methods):
-            ax = axes[i][j]
-            ax.set_xticks([])
-            ax.set_yticks([])
-            if i == 0:
-                ax.set_title(title, fontsize="small")
-            if j == 0:
-                ax.set_ylabel(case, fontsize="small")
-            if j < extra:
-                continue
-            method = title
+        panels = [(title if i == 0 else "", picture) for title, picture in panels]
+        for method in methods:
             path = chosen[method].get(case)
-            if path is None:
-                ax.text(0.5, 0.5, "no overlay", ha="center", va="center", transform=ax.transAxes)
-            else:
-                with Image.open(path) as image:
-                    ax.imshow(np.asarray(image.convert("RGB")))  # (H, W, 3)
-    fig.suptitle(f"{dataset_title(dataset)} test cases ({LEGEND})", fontsize="small")
-    out_png = Path(out_png)
-    out_png.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(out_png, dpi=100)
-    return out_png
+            panels.append((method if i == 0 else "", None if path is None else _read_rgb(path)))
+        rows.append(panels)
+    title = f"{dataset_title(dataset)} test cases ({LEGEND})"
+    return save_grid(rows, out_png, row_titles=cases, title=title, panel_inches=PANEL_INCHES)
+
+
+def _read_rgb(path: Path) -> np.ndarray:
+    """An overlay PNG as ``(H, W, 3)`` uint8."""
+    with Image.open(path) as image:
+        return np.asarray(image.convert("RGB"))

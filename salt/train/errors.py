@@ -1,10 +1,8 @@
-"""User-facing errors of the command-line entry points (see :mod:`salt.errors`)."""
+"""Errors of the training loop itself; the user-input errors every entry point shares are in :mod:`salt.errors`."""
 
 from __future__ import annotations
 
-from salt.errors import ConfigError, UserError
-
-__all__ = ["ConfigError", "NonFiniteLossError", "UserError"]
+from salt.errors import UserError
 
 
 class NonFiniteLossError(UserError, RuntimeError):

@@ -15,12 +15,13 @@ import torch
 from omegaconf import DictConfig, OmegaConf
 from torchmetrics import MeanMetric
 
+from salt.errors import ConfigError
 from salt.inference.evaluation import ROW_KEY, batch_logits, evaluate_batch, whole_image_logits
 from salt.inference.loading import build_run_network
 from salt.metrics import MetricAccumulator
 from salt.peft import after_optimizer_step, base_fingerprint, regularization, set_training_steps
 from salt.train.checks import pixel_spacing
-from salt.train.errors import ConfigError, NonFiniteLossError
+from salt.train.errors import NonFiniteLossError
 from salt.train.optim import build_schedule, check_moved_keys, instantiate_config
 
 log = logging.getLogger(__name__)

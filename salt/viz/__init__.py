@@ -1,7 +1,7 @@
 """Pictures of results: prediction overlays, training curves, method comparison grids."""
 
 from salt.viz.curves import plot_curves, read_metrics
-from salt.viz.grid import grid_panels, qualitative_grid
+from salt.viz.grid import grid_panels, qualitative_grid, save_grid
 from salt.viz.overlay import (
     BACKGROUND_DIM,
     FALSE_NEGATIVE,
@@ -25,5 +25,6 @@ __all__ = [
     "plot_curves",
     "qualitative_grid",
     "read_metrics",
+    "save_grid",
     "save_overlay",
 ]

@@ -1,4 +1,5 @@
-"""Side-by-side comparison of several methods' predictions on the same images."""
+"""Side-by-side comparison of several methods' predictions on the same images: the one grid figure of the
+project (:func:`save_grid`), drawn from arrays here and from runs' overlay PNGs by ``salt.results.qualitative``."""
 
 from __future__ import annotations
 
@@ -64,17 +65,40 @@ def qualitative_grid(
     if wrong:
         raise ValueError(f"expected {n} entries (one per image), got {wrong}")
     rows = grid_panels(images, predictions, gts)
-    fig = Figure(figsize=(PANEL_INCHES * len(rows[0]), PANEL_INCHES * n), layout="constrained")
+    return save_grid(rows, out_png, row_titles=row_titles)
+
+
+def save_grid(
+    rows: Sequence[Sequence[tuple[str, np.ndarray | None]]],
+    out_png: str | Path,
+    row_titles: Sequence[str] | None = None,
+    title: str | None = None,
+    panel_inches: float = PANEL_INCHES,
+) -> Path:
+    """Write a grid of pictures: ``rows[i][j] = (title, picture (H, W, 3) uint8)``, one row per case.
+
+    A panel whose picture is None shows "no overlay" (a method without that case); an empty title is not
+    drawn. ``row_titles`` label the rows on their left, ``title`` the figure (one line above the grid).
+    """
+    n, columns = len(rows), max(len(panels) for panels in rows)
+    extra = 0.4 if title else 0.0
+    fig = Figure(figsize=(panel_inches * columns, panel_inches * n + extra), layout="constrained")
     FigureCanvasAgg(fig)
-    axes = fig.subplots(n, len(rows[0]), squeeze=False)
+    axes = fig.subplots(n, columns, squeeze=False)
     for i, panels in enumerate(rows):
-        for ax, (title, picture) in zip(axes[i], panels):
-            ax.imshow(picture)
-            ax.set_title(title, fontsize="small")
+        for ax, (name, picture) in zip(axes[i], panels):
+            if picture is None:
+                ax.text(0.5, 0.5, "no overlay", ha="center", va="center", transform=ax.transAxes)
+            else:
+                ax.imshow(picture)
+            if name:
+                ax.set_title(name, fontsize="small")
             ax.set_xticks([])
             ax.set_yticks([])
         if row_titles is not None:
             axes[i][0].set_ylabel(row_titles[i], fontsize="small")
+    if title:
+        fig.suptitle(title, fontsize="small")
     out_png = Path(out_png)
     out_png.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(out_png, dpi=100)

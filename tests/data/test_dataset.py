@@ -12,12 +12,12 @@ from PIL import Image
 from torch.utils.data import DataLoader
 
 import salt.data.dataset as dataset_module
-from salt.data import DEFAULT_AUGMENT, DatasetError, VesselDataset
+from salt.data import DatasetError, VesselDataset, augment_settings
 from salt.data.layout import write_split_csv
 
 
 def test_items_follow_the_contract_and_collate(synthetic_root: Path) -> None:
-    ds = VesselDataset(synthetic_root, "train", img_size=48, augment=DEFAULT_AUGMENT)
+    ds = VesselDataset(synthetic_root, "train", img_size=48, augment=augment_settings())
     item = ds[0]
     assert item["image"].shape == (3, 48, 48) and item["image"].dtype == torch.float32
     assert item["image"].min() >= 0 and item["image"].max() <= 255 and item["image"].max() > 1
@@ -30,7 +30,7 @@ def test_items_follow_the_contract_and_collate(synthetic_root: Path) -> None:
     assert batch["image"].shape == (3, 3, 48, 48) and batch["pad"].shape == (3, 4)
     assert batch["orig_size"].dtype == torch.long and len(batch["name"]) == 3
     assert ds.augment is not None
-    assert VesselDataset(synthetic_root, "val", img_size=48, augment=DEFAULT_AUGMENT).augment is None
+    assert VesselDataset(synthetic_root, "val", img_size=48, augment=augment_settings()).augment is None
     assert not item["fov"].all()  # the synthetic set has FOV masks: a disc, with background around it
     # At the files' own size the FOV and mask channels are the files themselves.
     val = VesselDataset(synthetic_root, "val", img_size=64)

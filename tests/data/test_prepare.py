@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 from pathlib import Path
 
 import numpy as np
@@ -11,8 +12,10 @@ from pycocotools import mask as coco_mask
 
 from salt.data import VesselDataset, check_dataset
 from salt.data.layout import read_split_csv
+from salt.data.prepare import Converter, cli, convert_drive, converter_names, load_converter
 from salt.data.prepare.arcade import rasterise_polygons
-from salt.data.prepare.cli import main
+from salt.data.prepare.cli import CONFIG_DIR, main
+from salt.data.writer import DatasetWriter
 from tests.data.releases import DRIVE_SIZE, write_arcade, write_drive
 
 
@@ -180,3 +183,45 @@ def test_arcade_polygons_cover_their_annotated_area(width: int, kind: str) -> No
     # the COCO reference rasteriser gives the same pixels
     reference = coco_mask.decode(coco_mask.frPyObjects([outline.ravel().tolist()], 512, 512))[..., 0]
     assert np.array_equal(labels == 1, reference > 0)
+
+
+class _Copy(Converter):
+    """A throw-away converter: the DRIVE conversion under another name, built from its YAML alone."""
+
+    def convert(
+        self, args: argparse.Namespace, src: Path, dst: Path, val_fraction: float, seed: int, overwrite: bool
+    ) -> DatasetWriter:
+        return convert_drive(src, dst, val_fraction=val_fraction, seed=seed, overwrite=overwrite)
+
+
+def test_every_config_file_is_a_sub_command(capsys: pytest.CaptureFixture[str]) -> None:
+    names = converter_names()
+    assert names == sorted(p.stem for p in CONFIG_DIR.glob("*.yaml"))
+    assert {"drive", "arcade", "folder", "rose", "xray_angio", "dias"} <= set(names)
+    with pytest.raises(SystemExit):
+        main(["--help"])
+    listed = capsys.readouterr().out
+    for name in names:
+        assert load_converter(name).summary in " ".join(listed.split())
+
+
+def test_unknown_converter_is_refused_in_one_line_naming_those_there_are(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(["drvie", "--src", str(tmp_path), "--dst", str(tmp_path / "out")]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.count("\n") == 0 and "unknown converter 'drvie'" in err
+    assert f"(valid: {', '.join(converter_names())};" in err
+    assert not (tmp_path / "out").exists()
+
+
+def test_a_converter_is_its_yaml_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    configs = tmp_path / "prepare"
+    configs.mkdir()
+    (configs / "copy.yaml").write_text(f"_target_: {__name__}._Copy\nsummary: a copy of DRIVE\n")
+    monkeypatch.setattr(cli, "CONFIG_DIR", configs)
+    assert converter_names() == ["copy"]
+    write_drive(tmp_path / "raw", n_train=2, n_test=1)
+    assert main(["copy", "--src", str(tmp_path / "raw"), "--dst", str(tmp_path / "out")]) == 0
+    assert _splits(tmp_path / "out") == {"train": 1, "val": 1, "test": 1}
+    assert main(["drive", "--src", str(tmp_path / "raw"), "--dst", str(tmp_path / "x")]) == 2

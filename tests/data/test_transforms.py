@@ -8,8 +8,8 @@ import torch
 
 from salt.data.layout import DatasetError
 from salt.data.transforms import (
-    DEFAULT_AUGMENT,
     augment,
+    augment_settings,
     build_augmentation,
     fit_to_square,
     square_pad,
@@ -72,7 +72,7 @@ def test_longest_side_padding_is_bottom_right_and_masks_stay_labels() -> None:
 
 
 def test_augmentation_keeps_masks_binary_and_aligned_with_the_image() -> None:
-    pipeline = build_augmentation(DEFAULT_AUGMENT)
+    pipeline = build_augmentation(augment_settings())
     mask = _blobs(96, 96, seed=1).astype(np.uint8)
     labels = np.dstack([mask, np.ones_like(mask)])  # (S, S, 2): vessel + FOV
     image = np.dstack([mask * 255, mask * 255, np.full_like(mask, 0)])  # the image draws the mask

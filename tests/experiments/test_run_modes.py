@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from salt.train.errors import ConfigError
+from salt.errors import ConfigError
 from salt.train.run import train
 from tests.experiments.sweeps import compose_run, hydra_configs
 

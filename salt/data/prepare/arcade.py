@@ -9,6 +9,7 @@ of the JSON's categories sorted by id. Stems are ``<split>_<n>``, since every sp
 
 from __future__ import annotations
 
+import argparse
 import json
 import logging
 from pathlib import Path
@@ -18,7 +19,8 @@ from PIL import Image
 from pycocotools import mask as coco_mask
 
 from salt.data.layout import SPLITS, DatasetError
-from salt.data.writer import DatasetWriter, assign_splits
+from salt.data.prepare.base import Converter, Item, write_release_splits
+from salt.data.writer import DatasetWriter
 
 log = logging.getLogger(__name__)
 
@@ -121,20 +123,27 @@ def convert_arcade(
             members[split].append(stem)
     if not members["train"]:
         raise DatasetError(f"{root / 'train'}: no annotated training images (annotations/train.json)")
-    splits = assign_splits(
-        members["train"],
-        members["val"],
-        members["test"],
-        PAPER_TEST_SIZE,
-        val_fraction=val_fraction,
-        seed=seed,
-    )
-    with writer:
-        for split, stems in splits.items():
-            for stem in stems:
-                image, annotations, class_of, json_path = samples[stem]
-                with Image.open(image) as handle:
-                    width, height = handle.size
-                labels = rasterise_polygons(annotations, height, width, class_of, str(json_path))
-                writer.add(stem, split, image, labels if per_category else labels > 0)
-    return writer
+
+    def item(stem: str) -> Item:
+        image, annotations, class_of, json_path = samples[stem]
+        with Image.open(image) as handle:
+            width, height = handle.size
+        labels = rasterise_polygons(annotations, height, width, class_of, str(json_path))
+        return image, labels if per_category else labels > 0, None
+
+    return write_release_splits(writer, members, PAPER_TEST_SIZE, val_fraction, seed, item)
+
+
+class ArcadeConverter(Converter):
+    """``python -m salt.data.prepare arcade [--task syntax|stenosis] [--per-category]``."""
+
+    def add_arguments(self, parser: argparse.ArgumentParser) -> None:
+        parser.add_argument("--task", choices=TASKS, default="syntax", help="ARCADE task folder (syntax)")
+        parser.add_argument("--per-category", action="store_true", help="class indices instead of union")
+
+    def convert(
+        self, args: argparse.Namespace, src: Path, dst: Path, val_fraction: float, seed: int, overwrite: bool
+    ) -> DatasetWriter:
+        return convert_arcade(
+            src, dst, args.task, args.per_category, val_fraction=val_fraction, seed=seed, overwrite=overwrite
+        )

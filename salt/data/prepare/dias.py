@@ -25,6 +25,7 @@ is read is checked, and the first problem found is one error naming its file; th
 
 from __future__ import annotations
 
+import argparse
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -32,8 +33,9 @@ from pathlib import Path
 import numpy as np
 
 from salt.data.layout import DatasetError
+from salt.data.prepare.base import Converter, Item, write_release_splits
 from salt.data.reading import load_array, read_labels
-from salt.data.writer import DatasetWriter, assign_splits
+from salt.data.writer import DatasetWriter
 
 PAPER_TEST_SIZE = 10
 # The release's split folders and the canonical split each one becomes.
@@ -174,24 +176,34 @@ def convert_dias(
         members[split] = [s.stem for s in found.values()]
     if not members["train"]:
         raise DatasetError(f"{root / 'training'}: no annotated sequences")
-    splits = assign_splits(
-        members["train"],
-        members["val"],
-        members["test"],
-        PAPER_TEST_SIZE,
-        val_fraction=val_fraction,
-        seed=seed,
-    )
     writer = DatasetWriter(dst, overwrite=overwrite)
-    with writer:
-        for split, stems in splits.items():
-            for stem in stems:
-                sequence = sequences[stem]
-                stack = read_frames(sequence)  # (K, H, W)
-                label = read_labels(sequence.label)[0]
-                if label.shape != stack.shape[1:]:
-                    raise DatasetError(
-                        f"{sequence.label}: label of size {label.shape}, its frames are {stack.shape[1:]}"
-                    )
-                writer.add(stem, split, reduce_frames(stack, frames), label > 0)
-    return writer
+
+    def item(stem: str) -> Item:
+        sequence = sequences[stem]
+        stack = read_frames(sequence)  # (K, H, W)
+        label = read_labels(sequence.label)[0]
+        if label.shape != stack.shape[1:]:
+            raise DatasetError(
+                f"{sequence.label}: label of size {label.shape}, its frames are {stack.shape[1:]}"
+            )
+        return reduce_frames(stack, frames), label > 0, None
+
+    return write_release_splits(writer, members, PAPER_TEST_SIZE, val_fraction, seed, item)
+
+
+class DiasConverter(Converter):
+    """``python -m salt.data.prepare dias [--frames three|minip|last]``."""
+
+    def add_arguments(self, parser: argparse.ArgumentParser) -> None:
+        parser.add_argument(
+            "--frames",
+            choices=FRAME_RULES,
+            default="three",
+            help="a sequence's frames to one input: first/middle/last frame as RGB, minimum-intensity "
+            "projection, or last frame (three)",
+        )
+
+    def convert(
+        self, args: argparse.Namespace, src: Path, dst: Path, val_fraction: float, seed: int, overwrite: bool
+    ) -> DatasetWriter:
+        return convert_dias(src, dst, args.frames, val_fraction=val_fraction, seed=seed, overwrite=overwrite)

@@ -13,9 +13,11 @@ are drawn from train.
 
 from __future__ import annotations
 
+import argparse
 from pathlib import Path
 
 from salt.data.layout import DatasetError
+from salt.data.prepare.base import Converter, Item, write_items
 from salt.data.reading import read_labels
 from salt.data.writer import DatasetWriter, assign_splits
 
@@ -66,9 +68,18 @@ def convert_drive(
         splits = assign_splits(list(train), None, list(test), val_fraction=val_fraction, seed=seed)
     else:
         splits = assign_splits(list(train), n_test=PAPER_TEST_SIZE, val_fraction=val_fraction, seed=seed)
-    with writer:
-        for split, stems in splits.items():
-            for stem in stems:
-                image, manual, fov = samples[stem]
-                writer.add(stem, split, image, read_labels(manual)[0] > 0, read_labels(fov)[0] > 0)
-    return writer
+
+    def item(stem: str) -> Item:
+        image, manual, fov = samples[stem]
+        return image, read_labels(manual)[0] > 0, read_labels(fov)[0] > 0
+
+    return write_items(writer, splits, item)
+
+
+class DriveConverter(Converter):
+    """``python -m salt.data.prepare drive``: no options of its own."""
+
+    def convert(
+        self, args: argparse.Namespace, src: Path, dst: Path, val_fraction: float, seed: int, overwrite: bool
+    ) -> DatasetWriter:
+        return convert_drive(src, dst, val_fraction=val_fraction, seed=seed, overwrite=overwrite)

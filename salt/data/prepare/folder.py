@@ -1,6 +1,7 @@
-"""The generic ``folder`` converter and the release presets built on it (``rose``, ``xray_angio``).
+"""The generic ``folder`` converter, and the releases described by a preset of it (``rose``, ``xray_angio``).
 
-An image folder, a mask folder and a mask-name pattern describe a release. A folder path containing
+An image folder, a mask folder and a mask-name pattern describe a release; a preset is those settings in the
+release's ``configs/prepare/<name>.yaml`` (``preset:``), each one still open to its command-line option. A folder path containing
 ``{split}`` is looked up once per split (``train``/``training``, ``val``/``validation``, ``test``/``testing``),
 which keeps the release's own splits; otherwise split lists or the rule of ``salt.data.writer`` decide.
 Images (and volume masks) are copied unchanged; 2D masks are rewritten as PNG keeping their label values.
@@ -8,11 +9,15 @@ Images (and volume masks) are copied unchanged; 2D masks are rewritten as PNG ke
 
 from __future__ import annotations
 
+import argparse
 import glob
-from dataclasses import dataclass, replace
+from collections.abc import Mapping
+from dataclasses import dataclass, fields, replace
 from pathlib import Path
+from typing import Any
 
 from salt.data.layout import SPLITS, DatasetError, file_stem, is_supported, is_volume
+from salt.data.prepare.base import Converter, Item, write_items
 from salt.data.reading import read_labels
 from salt.data.writer import DatasetWriter, assign_splits
 
@@ -32,22 +37,6 @@ class FolderSpec:
     exclude: str | None = None  # glob of files in the image folder that are not images
     n_test: int | None = None  # test size when the release has no test split (the paper's)
     root_names: tuple[str, ...] = ()  # release folder names accepted one level below --src
-
-
-PRESETS = {
-    # ROSE-1 as released: ROSE-1/SVC/{train,test}/{img,gt}/<name>.tif (the paper uses the SVC set).
-    "rose": FolderSpec(images="SVC/{split}/img", masks="SVC/{split}/gt", root_names=("ROSE-1",)),
-    # DCA1 / DB_Angiograms_134: Database_134_Angiograms/<i>.pgm with ground truth <i>_gt.pgm, no split.
-    "xray_angio": FolderSpec(
-        images=".",
-        masks=".",
-        mask_pattern="{stem}_gt.pgm",
-        image_glob="*.pgm",
-        exclude="*_gt.pgm",
-        n_test=41,
-        root_names=("Database_134_Angiograms",),
-    ),
-}
 
 
 def _read_list(path: Path) -> set[str]:
@@ -142,20 +131,79 @@ def convert_folder(
             val_fraction,
             seed,
         )
-    with writer:
-        for split, stems in splits.items():
-            for stem in stems:
-                image, _, name = sources[stem]
-                mask = _match(src / spec.masks.format(split=name), spec.mask_pattern, stem, "mask")
-                fov = None
-                if spec.fov is not None:
-                    fov_path = _match(src / spec.fov.format(split=name), spec.fov_pattern, stem, "FOV mask")
-                    fov = read_labels(fov_path)[0] > 0
-                writer.add(stem, split, image, mask if is_volume(mask) else read_labels(mask)[0], fov)
-    return writer
+
+    def item(stem: str) -> Item:
+        image, _, name = sources[stem]
+        mask = _match(src / spec.masks.format(split=name), spec.mask_pattern, stem, "mask")
+        fov = None
+        if spec.fov is not None:
+            fov_path = _match(src / spec.fov.format(split=name), spec.fov_pattern, stem, "FOV mask")
+            fov = read_labels(fov_path)[0] > 0
+        return image, mask if is_volume(mask) else read_labels(mask)[0], fov
+
+    return write_items(writer, splits, item)
 
 
-def preset_spec(name: str, **overrides: object) -> FolderSpec:
-    """The preset ``name`` (or the generic defaults for ``folder``) with non-None ``overrides`` applied."""
-    base = PRESETS.get(name, FolderSpec())
-    return replace(base, **{k: v for k, v in overrides.items() if v is not None})
+class FolderConverter(Converter):
+    """``python -m salt.data.prepare folder|rose|xray_angio --images ... --masks ... --mask-pattern ...``.
+
+    Args:
+        summary: the sub-command's help.
+        preset: :class:`FolderSpec` fields of a known release (its config's ``preset:``); an option given on
+            the command line replaces its field. ``None``: the generic ``folder`` defaults.
+    """
+
+    def __init__(self, summary: str, preset: Mapping[str, Any] | None = None) -> None:
+        super().__init__(summary)
+        settings = dict(preset or {})
+        unknown = set(settings) - {f.name for f in fields(FolderSpec)}
+        if unknown:
+            valid = ", ".join(f.name for f in fields(FolderSpec))
+            raise DatasetError(f"preset: unknown keys {sorted(unknown)} (valid: {valid})")
+        if "root_names" in settings:
+            settings["root_names"] = tuple(settings["root_names"])
+        self.preset = preset is not None
+        self.spec = FolderSpec(**settings)
+
+    def add_arguments(self, parser: argparse.ArgumentParser) -> None:
+        def hint(field: str) -> str:
+            return f" (preset: {getattr(self.spec, field)})" if self.preset else ""
+
+        parser.add_argument(
+            "--images", help="image folder relative to --src; may contain {split}" + hint("images")
+        )
+        parser.add_argument(
+            "--masks", help="mask folder relative to --src; may contain {split}" + hint("masks")
+        )
+        parser.add_argument(
+            "--mask-pattern", help="glob of an image's mask, {stem} = image stem" + hint("mask_pattern")
+        )
+        parser.add_argument("--fov", help="optional field-of-view folder relative to --src")
+        parser.add_argument("--fov-pattern", help="glob of an image's FOV mask, {stem} = image stem")
+        parser.add_argument(
+            "--image-glob", help="which files of the image folder are images" + hint("image_glob")
+        )
+        parser.add_argument(
+            "--exclude", help="glob of files in the image folder that are not images" + hint("exclude")
+        )
+        parser.add_argument(
+            "--n-test", type=int, help="test images when the release has no split" + hint("n_test")
+        )
+        parser.add_argument(
+            "--test-fraction", type=float, default=0.2, help="test share if no --n-test (0.2)"
+        )
+        for split in SPLITS:
+            parser.add_argument(
+                f"--{split}-list", type=Path, help=f"text file of {split} image names or stems"
+            )
+
+    def convert(
+        self, args: argparse.Namespace, src: Path, dst: Path, val_fraction: float, seed: int, overwrite: bool
+    ) -> DatasetWriter:
+        options = ("images", "masks", "mask_pattern", "fov", "fov_pattern", "image_glob", "exclude", "n_test")
+        given = {k: getattr(args, k) for k in options if getattr(args, k) is not None}
+        spec = replace(self.spec, **given)
+        lists = {s: getattr(args, f"{s}_list") for s in SPLITS if getattr(args, f"{s}_list") is not None}
+        return convert_folder(
+            src, dst, spec, lists or None, args.test_fraction, val_fraction, seed, overwrite=overwrite
+        )

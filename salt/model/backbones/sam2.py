@@ -139,24 +139,9 @@ class Sam2Segmenter(SamSegmenter):
         sparse, _ = self.prompt_encoder(points=(corners, labels), boxes=None, masks=None)
         return sparse
 
-    def mask_logits(
-        self,
-        embedding: torch.Tensor,
-        high_res: list[torch.Tensor],
-        image_pe: torch.Tensor,
-        sparse: torch.Tensor,
-        dense: torch.Tensor,
-    ) -> torch.Tensor:
-        low, *_ = self.mask_decoder(
-            image_embeddings=embedding,
-            image_pe=image_pe,
-            sparse_prompt_embeddings=sparse,
-            dense_prompt_embeddings=dense,
-            multimask_output=False,
-            repeat_image=True,
-            high_res_features=high_res,
-        )
-        return low
+    def decoder_options(self, high_res: list[torch.Tensor]) -> dict:
+        """SAM2's decoder takes the image's maps, and repeats the one image over the prompts when told to."""
+        return {"repeat_image": True, "high_res_features": high_res}
 
 
 class Sam2(Backbone):
