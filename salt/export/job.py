@@ -23,6 +23,7 @@ from salt.export.graph import INPUT_NAMES, OUTPUT_NAMES, ExportedSegmenter
 from salt.model.backbones import backbone
 from salt.model.segmenter import SamSegmenter
 from salt.peft import merge
+from salt.peft.registry import method_class
 from salt.train.checks import check_output, probability_threshold
 from salt.train.errors import ConfigError
 from salt.train.loading import load_trained
@@ -134,7 +135,9 @@ def describe(
         "run": {
             "ckpt": ckpt,
             "model": run_cfg["model"]["variant"],
-            "method": (run_cfg.get("peft") or {}).get("method"),
+            "method": method_class(run_cfg["peft"]).name
+            if (run_cfg.get("peft") or {}).get("_target_")
+            else None,
             "dataset": run_cfg["dataset"]["name"],
         },
     }
