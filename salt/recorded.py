@@ -56,7 +56,9 @@ def _upgrade_classic(model: dict[str, Any], dataset: Mapping[str, Any]) -> dict[
     name = str(model.get("name") or model.get("variant"))
     path = MODEL_CONFIGS / f"{name}.yaml"
     if not path.is_file():
-        raise ConfigError(f"recorded model.name={name!r} has no config file {path}")
+        # a network this version has no config for: named by its recorded name, and not buildable
+        rest = {k: v for k, v in model.items() if k not in ("family", "name", "kwargs")}
+        return {**rest, "title": name}
     current = OmegaConf.load(path)
     current.img_size = model.get("img_size")
     current.num_classes = dataset.get("num_classes")
@@ -73,7 +75,7 @@ def upgrade_run_config(config: Mapping[str, Any]) -> dict[str, Any]:
     Only the ``model`` and ``peft`` groups change; a group the configuration lacks stays absent.
 
     Raises:
-        ConfigError: a recorded method or classic network this version does not have.
+        ConfigError: a recorded method this version does not have.
     """
     config = copy.deepcopy(dict(config))
     model = dict(config.get("model") or {})

@@ -61,8 +61,8 @@ def tiny_data(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 def _build(group: str, option: str, cfg: dict, data: Path) -> None:
     """Build what option ``group=option`` configures, so that a wrong value fails here and not in a run."""
-    if group == "model" and cfg["model"].get("family") != "classic":  # tests/classic builds the classic ones
-        bare = {**cfg, "peft": {"method": "none"}}
+    if group == "model" and cfg["model"]["_target_"] != "salt.classic.ClassicSegmenter":  # tests/classic builds those
+        bare = {**cfg, "peft": {"_target_": "salt.peft.none.NoAdapter"}}
         try:
             with torch.device("meta"):  # the architecture only: no memory, no weights file
                 build_network({**bare, "model": {**cfg["model"], "checkpoint": None}})
@@ -112,7 +112,7 @@ def test_defaults_are_the_embedded_job() -> None:
     assert cfg["dataset"]["name"] == "synthetic"
     assert cfg["model"]["variant"] == "medsam_lite" and cfg["model"]["checkpoint"] == "bundled"
     assert cfg["model"]["img_size"] == cfg["dataset"]["img_size"] == 256
-    assert cfg["peft"]["method"] == "salt"
+    assert cfg["peft"]["_target_"] == "salt.peft.salt.Salt"
     # the synthetic set's short schedule; a real data set gets the paper's optimiser
     assert cfg["optim"]["schedule"] == "cosine" and cfg["optim"]["lr"] > 1e-4
     drive = _compose("train", ["dataset=drive", "model=sam_vit_b"])
