@@ -20,7 +20,7 @@ SIZE = 64
 TINY_NET: dict[str, dict] = {
     "unet": {"channels": [4, 8, 16], "strides": [2, 2], "num_res_units": 1},
     "unetr": {"hidden_size": 32, "mlp_dim": 64, "num_heads": 2, "feature_size": 4},
-    "regunet": {"num_channel_initial": 4, "depth": 3},
+    "regunet": {"num_channel_initial": 4, "depth": 3, "extract_levels": [3]},
     "deeplabv3plus": {"encoder_name": "resnet18", "decoder_channels": 16},
     "segformer": {"encoder_name": "mit_b0", "decoder_segmentation_channels": 16},
     "segnet": {"stages": [[4, 1], [8, 1], [8, 1], [8, 1], [8, 1]]},
