@@ -61,7 +61,8 @@ def tiny_data(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 def _build(group: str, option: str, cfg: dict, data: Path) -> None:
     """Build what option ``group=option`` configures, so that a wrong value fails here and not in a run."""
-    if group == "model" and cfg["model"]["_target_"] != "salt.classic.ClassicSegmenter":  # tests/classic builds those
+    # tests/classic builds the classic networks
+    if group == "model" and cfg["model"]["_target_"] != "salt.classic.ClassicSegmenter":
         bare = {**cfg, "peft": {"_target_": "salt.peft.none.NoAdapter"}}
         try:
             with torch.device("meta"):  # the architecture only: no memory, no weights file
