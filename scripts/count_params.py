@@ -33,7 +33,8 @@ from tqdm import tqdm
 
 from salt.errors import UserError
 from salt.model import BackboneError, backbone_of, build_sam, parameter_summary, set_trainable
-from salt.peft import METHODS, count_adapter_parameters, inject_from_config
+from salt.peft import count_adapter_parameters, inject_from_config
+from salt.peft.registry import method_class
 from salt.results.paper import PAPER_TABLE1
 
 CONFIG_DIR = Path(__file__).resolve().parents[1] / "configs"
@@ -175,11 +176,11 @@ def main() -> None:
     paper_backbone = model_cfg.get("paper_param_denominator") is not None
     rows = {}
     for choice, cfg in composed_all(args.model, variants(), img_size).items():
-        method = METHODS[cfg["peft"]["method"]]
+        method = method_class(cfg["peft"])
         label = method.row_label(cfg["peft"], cfg, paper_backbone)
         # Variants that differ in the learning rate alone (full, full_lr3e-4) count the same network.
         network = json.dumps([label, cfg["model"], cfg["peft"]], sort_keys=True, default=str)
-        rows.setdefault(network, (cfg["peft"]["method"], _natural(choice), label, cfg))
+        rows.setdefault(network, (method.name, _natural(choice), label, cfg))
     width = max(len(label) for _, _, label, _ in rows.values())
     print(f"{args.model} at {img_size} px; trainable extras: {', '.join(extras) or 'none'}")
     print(

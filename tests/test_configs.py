@@ -66,8 +66,9 @@ def tiny_data(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 def _build(group: str, option: str, cfg: dict, data: Path) -> None:
     """Build what option ``group=option`` configures, so that a wrong value fails here and not in a run."""
-    if group == "model" and cfg["model"].get("family") != "classic":  # tests/classic builds the classic ones
-        bare = {**cfg, "peft": {"method": "none"}}
+    # tests/classic builds the classic networks
+    if group == "model" and cfg["model"]["_target_"] != "salt.classic.ClassicSegmenter":
+        bare = {**cfg, "peft": {"_target_": "salt.peft.none.NoAdapter"}}
         try:
             with torch.device("meta"):  # the architecture only: no memory, no weights file
                 build_network({**bare, "model": {**cfg["model"], "checkpoint": None}})
@@ -128,7 +129,7 @@ def test_defaults_are_the_embedded_job() -> None:
     assert cfg["dataset"]["name"] == "synthetic"
     assert cfg["model"]["variant"] == "medsam_lite" and cfg["model"]["checkpoint"] == "bundled"
     assert cfg["model"]["img_size"] == cfg["dataset"]["img_size"] == 256
-    assert cfg["peft"]["method"] == "salt"
+    assert cfg["peft"]["_target_"] == "salt.peft.salt.Salt"
     # the synthetic set's short schedule; a real data set gets the paper's optimiser at a constant rate
     assert cfg["optim"]["_target_"] == "torch.optim.AdamW" and cfg["optim"]["lr"] > 1e-4
     assert cfg["schedule"]["_target_"] == "salt.train.optim.warmup_cosine"

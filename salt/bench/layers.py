@@ -17,7 +17,7 @@ from torch import nn
 
 from salt.bench.counts import layer_multiply_adds
 from salt.bench.naive import NaiveSaltLayer
-from salt.bench.variants import SALT_4, SALT_DIAGONAL, Variant, matched_lora_rank, options
+from salt.bench.variants import SALT_4, SALT_DIAGONAL, Variant, matched_lora_rank, method_name, options
 from salt.model.backbones.sam import PATCH_SIZE
 from salt.peft import METHODS
 from salt.peft.base import flat_shape
@@ -60,13 +60,13 @@ def adapt(
 ) -> nn.Module:
     """``module`` (the layer called ``name``) with ``variant``'s method applied, as injection would
     (``cache`` as for :func:`salt.peft.inject`)."""
-    if cfg["method"] == "none":
+    if method_name(cfg) == "none":
         return module
-    if cfg["method"] == "full":
+    if method_name(cfg) == "full":
         tuned = copy.deepcopy(module)
         tuned.requires_grad_(True)
         return tuned
-    layer = METHODS[cfg["method"]].from_options(options(cfg)).adapt(name, module, cache)
+    layer = METHODS[method_name(cfg)].from_options(options(cfg)).adapt(name, module, cache)
     return NaiveSaltLayer(layer) if variant.naive else layer
 
 
@@ -140,7 +140,10 @@ def layer_cases(
             cfg = {**cfg, "rank": matched_lora_rank(count, [module])}
         layer = built[variant.name] = adapt(variant, cfg, LAYERS[short], module, cache)
         params = [p for p in layer.parameters() if p.requires_grad]
-        config = base | {"peft": {"method": cfg["method"], **options(cfg)}, "form": form_label(layer, tokens)}
+        config = base | {
+            "peft": {"method": method_name(cfg), **options(cfg)},
+            "form": form_label(layer, tokens),
+        }
         config["trainable"] = sum(p.numel() for p in params)
         macs = layer_multiply_adds(layer, tokens, True)
         cases.append(LayerCase(variant.name, _fwd_bwd(layer, x, params), macs, config))

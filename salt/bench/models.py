@@ -21,7 +21,7 @@ from torch import nn
 from salt.bench.counts import layer_multiply_adds
 from salt.bench.naive import make_naive
 from salt.bench.timing import storage_bytes
-from salt.bench.variants import SALT_4, Variant, composed, matched_lora_rank, peft_config
+from salt.bench.variants import SALT_4, Variant, composed, matched_lora_rank, method_name, peft_config
 from salt.losses import FocalDiceLoss
 from salt.model import build_sam, set_trainable
 from salt.model.trainable import group_parameter_names
@@ -82,7 +82,7 @@ class ModelBench:
 
     def _trainable_names(self, variant: Variant, cfg: dict[str, Any]) -> set[str]:
         names = set().union(*(group_parameter_names(self.base, g) for g in variant.groups))
-        if cfg["method"] == "full":
+        if method_name(cfg) == "full":
             for target in match_targets(self.base, cfg["target_modules"]):
                 names |= {f"{target}.{p}" for p, _ in self.base.get_submodule(target).named_parameters()}
         return names

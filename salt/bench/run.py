@@ -13,7 +13,7 @@ from salt.bench.layers import LAYERS, LayerCase, layer_cases
 from salt.bench.models import ModelBench
 from salt.bench.report import Entry
 from salt.bench.timing import interleaved_times, median, peak_bytes
-from salt.bench.variants import LAYER_VARIANTS, Variant, peft_config
+from salt.bench.variants import LAYER_VARIANTS, Variant, method_name, peft_config
 from salt.model import build_sam, set_trainable
 
 log = logging.getLogger(__name__)
@@ -85,7 +85,7 @@ def model_level(bench: ModelBench, variants: Sequence[Variant], warmup: int, rep
                 "trainable": sum(p.numel() for p in built.params),
                 "resident_bytes": bench.resident_bytes(variant.name),
             }
-            if built.cfg["method"] != "full":  # full tuning stores whole layers, not an adapter
+            if method_name(built.cfg) != "full":  # full tuning stores whole layers, not an adapter
                 config["adapter_file_bytes"] = bench.adapter_file_bytes(variant.name, Path(folder))[0]
             seconds, peak = results[variant.name]
             entries.append(

@@ -20,7 +20,7 @@ from torch import nn
 
 from salt.model.trainable import PAPER_POLICY
 from salt.peft.base import flat_shape
-from salt.peft.registry import CONFIG_KEYS
+from salt.peft.registry import CONFIG_KEYS, method_class
 
 
 @dataclass(frozen=True)
@@ -94,7 +94,7 @@ def peft_config(variant: Variant, config_dir: Path, model_variant: str) -> dict[
     """The PEFT config of ``variant`` for SAM ``model_variant`` (``vit_b``, ``tiny``, ...).
 
     Returns:
-        A ``configs/peft`` mapping (``method``, ``target_modules``, options) for ``inject_from_config``.
+        A ``configs/peft`` mapping (``_target_``, ``target_modules``, options) for ``inject_from_config``.
     """
     method = variant.tiny_method if model_variant == "tiny" and variant.tiny_method else variant.method
     choice = (
@@ -105,6 +105,11 @@ def peft_config(variant: Variant, config_dir: Path, model_variant: str) -> dict[
     cfg = composed(config_dir, [f"model=sam_{model_variant}", choice], "peft")
     cfg.update(variant.overrides)
     return cfg
+
+
+def method_name(cfg: dict[str, Any]) -> str:
+    """The registry name of the method a PEFT config names by ``_target_`` (``salt``, ``lora``, ``full`` ...)."""
+    return method_class(cfg).name
 
 
 def options(cfg: dict[str, Any]) -> dict[str, Any]:

@@ -5,6 +5,8 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from salt.errors import ConfigError
+
 # SAM's pixel statistics are ImageNet's on the [0, 255] scale; sharing them gives every network, classic
 # or SAM, the same input normalisation.
 from salt.model.normalize import SAM_PIXEL_MEAN as PIXEL_MEAN
@@ -20,15 +22,25 @@ class ClassicSegmenter(nn.Module):
         x      = (images - pixel_mean) / pixel_std
         logits = net(x)                                  (B, num_classes, S, S)
 
-    Attributes:
-        net: the wrapped network; its parameters are the trainable ones (``net.`` prefixes their names).
+    Args:
+        net: the network; its parameters are the trainable ones (``net.`` prefixes their names).
         img_size: the input side ``S`` the network was built for.
         num_classes: number of output logit maps.
+        size_multiple: the network's downsampling factor; ``img_size`` must be a multiple of it (checked here,
+            so a wrong ``model.img_size`` fails at build time in one line).
+        variant: the name runs record for this network (``metrics.json``'s ``model``).
     """
 
-    def __init__(self, net: nn.Module, img_size: int, num_classes: int) -> None:
+    def __init__(
+        self, net: nn.Module, img_size: int, num_classes: int, size_multiple: int = 1, variant: str = ""
+    ) -> None:
         super().__init__()
+        if img_size % size_multiple:
+            raise ConfigError(
+                f"model.img_size={img_size} must be a multiple of {size_multiple} for {type(net).__name__}"
+            )
         self.net = net
+        self.variant = variant
         self.img_size = img_size
         self.num_classes = num_classes
         self.register_buffer("pixel_mean", torch.tensor(PIXEL_MEAN).view(1, 3, 1, 1), persistent=False)

@@ -26,6 +26,7 @@ from salt.inference.loading import load_trained
 from salt.model.backbones import backbone
 from salt.model.segmenter import SamSegmenter
 from salt.peft import merge
+from salt.peft.registry import method_class
 
 log = logging.getLogger(__name__)
 
@@ -134,7 +135,9 @@ def describe(
         "run": {
             "ckpt": ckpt,
             "model": run_cfg["model"]["variant"],
-            "method": (run_cfg.get("peft") or {}).get("method"),
+            "method": method_class(run_cfg["peft"]).name
+            if (run_cfg.get("peft") or {}).get("_target_")
+            else None,
             "dataset": run_cfg["dataset"]["name"],
         },
     }

@@ -7,7 +7,6 @@ adapter file, with the exact key set and the frozen base's fingerprint checked.
 
 from __future__ import annotations
 
-import copy
 import json
 import logging
 from collections.abc import Mapping
@@ -25,6 +24,7 @@ from salt.model.checkpoint import CheckpointError
 from salt.model.factory import build_network
 from salt.model.sliding import use_image_range
 from salt.peft import base_fingerprint, load_adapter
+from salt.recorded import upgrade_run_config
 
 log = logging.getLogger(__name__)
 
@@ -50,7 +50,7 @@ def find_checkpoint(path: str | Path) -> Path:
 # Where the frozen base weights come from: the base fingerprint in every checkpoint checks the weights.
 WEIGHT_SOURCE_KEYS = {"checkpoint", "default_file", "paper_param_denominator"}
 # Compared first, so a different network is named by what defines it rather than by a side option.
-_IDENTITY_KEYS = ("family", "variant", "name", "method")
+_IDENTITY_KEYS = ("_target_", "variant")
 _DERIVED = object()
 EVAL_HINT = "the network comes from the checkpoint: drop the setting"
 
@@ -58,23 +58,26 @@ EVAL_HINT = "the network comes from the checkpoint: drop the setting"
 def read_run_config(path: Path, key: str = "ckpt") -> tuple[dict | None, dict]:
     """``(state, run_cfg)`` of a ``.ckpt`` (state = the loaded checkpoint) or an adapter file (state = None).
 
+    ``run_cfg`` is in today's form, whatever version recorded it (:func:`salt.recorded.upgrade_run_config`).
+
     ``key`` is the config key that named ``path``, for the error messages.
     """
     if path.suffix == ".ckpt":
         try:
             state = torch.load(path, map_location="cpu", weights_only=False)
-            return state, copy.deepcopy(state["hyper_parameters"]["cfg"])
+            run_cfg = state["hyper_parameters"]["cfg"]
         except Exception as exc:  # any unreadable file means the same to the user
             raise ConfigError(
                 f"{key}={path}: not a readable training checkpoint ({type(exc).__name__})"
             ) from None
+        return state, upgrade_run_config(run_cfg)
     sidecar = path.with_suffix(".json")
     if not sidecar.is_file():
         raise ConfigError(f"{key}={path}: its metadata file {sidecar.name} is missing")
     run_cfg = json.loads(sidecar.read_text()).get("metadata", {}).get("config")
     if run_cfg is None:
         raise ConfigError(f"{key}={path}: {sidecar.name} records no run configuration")
-    return None, copy.deepcopy(run_cfg)
+    return None, upgrade_run_config(run_cfg)
 
 
 def _value(group: Any, key: str) -> Any:

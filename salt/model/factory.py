@@ -1,4 +1,5 @@
-"""Builds the network a configuration describes: a SAM-family backbone + class prompts + a PEFT method.
+"""Builds the network a configuration describes: the model config's ``_target_`` with its arguments, then, for a
+SAM-family segmenter, its trainable groups and the PEFT method its ``peft`` config names by ``_target_``.
 
 Precedence, highest first: the command line, an experiment file, the model config (its ``adapters`` block
 gives each method's targets and ranks, which ``configs/peft/*.yaml`` read by interpolation), the method's
@@ -13,18 +14,32 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from hydra.utils import get_method
+from hydra.errors import InstantiationException
+from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 from torch import nn
 
 from salt.errors import ConfigError, UserError
-from salt.model import BackboneError, backbone, set_trainable
+from salt.model import BackboneError, SamSegmenter, backbone, set_trainable
 from salt.peft import adapter_ranks, inject_from_config, injections
+from salt.peft.none import NoAdapter
+from salt.peft.registry import method_class
+from salt.recorded import upgrade_run_config
 
 log = logging.getLogger(__name__)
 
-# PEFT keys whose value the model config supplies; null means the model declares none.
-MODEL_SUPPLIED = ("target_modules", "rank")
+PEFT_CONFIGS = Path(__file__).resolve().parents[2] / "configs" / "peft"
+# Keys of a model config that describe the model to the project (its weights file, trainable groups, adapter
+# targets, table tag and title, the paper's parameter convention) rather than arguments of its ``_target_``.
+PROJECT_KEYS = (
+    "_target_",
+    "default_file",
+    "trainable",
+    "adapters",
+    "tag",
+    "title",
+    "paper_param_denominator",
+)
 
 
 def _plain(cfg: Any) -> Any:
@@ -56,65 +71,82 @@ def peft_options(cfg: Mapping) -> dict:
     """The resolved PEFT configuration, checked for the keys the model config must supply.
 
     Raises:
-        ConfigError: ``peft.method`` is missing, or a key the method needs resolved to null because the model
-            config declares no value for it (``model.adapters``).
+        ConfigError: ``peft._target_`` is missing or names no method, or a key the method needs resolved to null
+            because the model config declares no value for it (``model.adapters``).
     """
     peft = dict(_plain(cfg["peft"]))
-    method = peft.get("method")
-    if method is None:
-        raise ConfigError(
-            "peft.method is not set (choose a config: peft=salt|lora|svd|full|none|hf|dora|pissa|adalora|vera|osf)"
-        )
-    if method != "none":
-        from salt.peft.registry import METHODS
-
-        supplied = METHODS[method].model_supplied if method in METHODS else MODEL_SUPPLIED
-        for key in supplied:
-            if key in peft and peft[key] is None:
-                raise ConfigError(
-                    f"peft.{key} is null: model {cfg['model'].get('variant')} declares no "
-                    f"adapters.{key if key == 'target_modules' else f'{method}.{key}'}; give peft.{key}=..."
-                )
+    if not peft.get("_target_"):
+        choices = "|".join(sorted(p.stem for p in PEFT_CONFIGS.glob("*.yaml")))
+        raise ConfigError(f"peft._target_ is not set (choose a config: peft={choices})")
+    method = method_class(peft)
+    for key in method.model_supplied if method.matches_targets else ():
+        if key in peft and peft[key] is None:
+            raise ConfigError(
+                f"peft.{key} is null: model {cfg['model'].get('variant')} declares no "
+                f"adapters.{key if key == 'target_modules' else f'{method.name}.{key}'}; give peft.{key}=..."
+            )
     return peft
+
+
+def _instantiate(model_cfg: Mapping, checkpoint: str | None) -> nn.Module:
+    # The model's _target_ with every key of its config but the project's (PROJECT_KEYS), the weights resolved.
+    args = {k: v for k, v in model_cfg.items() if k not in PROJECT_KEYS}
+    if "checkpoint" in args:
+        args["checkpoint"] = checkpoint
+    try:
+        return instantiate({"_target_": model_cfg["_target_"], **args}, _convert_="all")
+    except InstantiationException as exc:
+        cause = exc.__cause__
+        if isinstance(cause, BackboneError):
+            raise ConfigError(
+                f"model.{cause}" if str(cause).startswith("img_size=") else f"model: {cause}"
+            ) from None
+        if isinstance(cause, UserError):
+            raise cause from None
+        detail = (
+            str(cause or exc).strip().splitlines()[0] if str(cause or exc).strip() else type(cause).__name__
+        )
+        raise ConfigError(
+            f"model._target_={model_cfg['_target_']!r} cannot be built from model.*: {detail}"
+        ) from None
 
 
 def build_network(cfg: Mapping) -> tuple[nn.Module, dict]:
     """Build the segmentation network of ``cfg`` with its trainable policy and PEFT adapters.
 
-    The model config's ``_target_`` names the builder (``salt.model.build_sam``); it is called with the
-    config's ``variant``, ``checkpoint`` (resolved), ``img_size`` and the data set's ``num_classes``.
+    The model config's ``_target_`` (``salt.model.build_sam``, ``salt.classic.ClassicSegmenter``) is
+    instantiated with the config's keys other than :data:`PROJECT_KEYS`, ``checkpoint`` resolved by
+    :func:`resolve_checkpoint`. A SAM-family segmenter then gets its prompt mode, trainable groups and the
+    PEFT method of ``cfg.peft``; any other network (a classic baseline) trains every parameter.
+    A configuration recorded in an earlier form is read in today's (:func:`salt.recorded.upgrade_run_config`).
 
     Returns:
         ``(model, info)``: the model maps images ``(B, 3, S, S)`` in [0, 255] to logits
-        ``(B, num_classes, S, S)``; ``info`` records the weights, the PEFT options, the replaced module
-        names and the ranks per target group.
+        ``(B, num_classes, S, S)``; ``info`` records the weights, the PEFT options (with ``method``, the
+        method's registry name), the replaced module names and the ranks per target group.
 
     Raises:
         ConfigError: a builder, input size, variant or trainable group the backbone does not have (the
             message names the ``model.*`` key).
     """
-    model_cfg = _plain(cfg["model"])
-    if model_cfg.get("family") == "classic":
-        return _build_classic(cfg, model_cfg)
-    target = model_cfg.get("_target_")
-    if not target:
+    checkpoint_dir = cfg["paths"]["checkpoint_dir"]
+    cfg = upgrade_run_config(
+        {
+            "model": _plain(cfg["model"]),
+            "peft": _plain(cfg.get("peft")),
+            "dataset": {"num_classes": cfg["dataset"]["num_classes"]},
+            "prompt": _plain(cfg.get("prompt")),
+        }
+    )
+    model_cfg = dict(cfg["model"])
+    if not model_cfg.get("_target_"):
         raise ConfigError(
             "model._target_ is not set: a model config names its builder (salt.model.build_sam)"
         )
-    try:
-        builder = get_method(target)
-    except Exception:  # Hydra wraps import failures in several types; all mean a wrong name here
-        raise ConfigError(f"model._target_={target!r} is not an importable function") from None
-    checkpoint = resolve_checkpoint(model_cfg, cfg["paths"]["checkpoint_dir"])
-    try:
-        model = builder(
-            variant=model_cfg["variant"],
-            checkpoint=checkpoint,
-            img_size=int(model_cfg["img_size"]),
-            num_classes=int(cfg["dataset"]["num_classes"]),
-        )
-    except BackboneError as exc:
-        raise ConfigError(f"model.{exc}" if str(exc).startswith("img_size=") else f"model: {exc}") from None
+    checkpoint = resolve_checkpoint(model_cfg, checkpoint_dir) if "checkpoint" in model_cfg else None
+    model = _instantiate(model_cfg, checkpoint)
+    if not isinstance(model, SamSegmenter):
+        return _from_scratch(cfg, model)
     try:
         model.set_prompt_mode(str((cfg.get("prompt") or {}).get("mode", "class")))
     except UserError as exc:
@@ -124,38 +156,33 @@ def build_network(cfg: Mapping) -> tuple[nn.Module, dict]:
     except BackboneError as exc:
         raise ConfigError(f"model.trainable: {exc}") from None
     options = peft_options(cfg)
+    method = method_class(options).name
     targets = inject_from_config(model, options)
     log.info(
         "PEFT %s",
         ", ".join(f"{r['method']}: adapted {len(r['targets'])} modules" for r in injections(model))
-        or f"{options['method']}: no module adapted",
+        or f"{method}: no module adapted",
     )
     return model, {
         "checkpoint": backbone(model.backbone).weights_file(checkpoint) if checkpoint else None,
-        "peft": options,
+        "peft": {"method": method, **options},
         "targets": targets,
         "ranks": adapter_ranks(model),
     }
 
 
-def _build_classic(cfg: Mapping, model_cfg: dict) -> tuple[nn.Module, dict]:
-    from salt.classic import build_classic
-
-    model = build_classic(
-        model_cfg["name"],
-        num_classes=int(cfg["dataset"]["num_classes"]),
-        img_size=int(model_cfg["img_size"]),
-        **(model_cfg.get("kwargs") or {}),
-    )
+def _from_scratch(cfg: Mapping, model: nn.Module) -> tuple[nn.Module, dict]:
+    # A network without pretrained weights or adapters (a classic baseline): every parameter trains.
     model.requires_grad_(True)
+    title = cfg["model"].get("title") or type(model).__name__
     mode = (cfg.get("prompt") or {}).get("mode", "class")
     if mode != "class":
-        raise ConfigError(f"prompt.mode={mode}: {model_cfg['name']} takes no prompts (use prompt=class)")
-    method = _plain(cfg["peft"]).get("method")
-    if method not in (None, "none", "full"):
-        log.info(
-            "%s is trained from scratch with every parameter; peft.method=%s does not apply",
-            model_cfg["name"],
-            method,
-        )
-    return model, {"checkpoint": None, "peft": {"method": "none"}, "targets": [], "ranks": {}}
+        raise ConfigError(f"prompt.mode={mode}: {title} takes no prompts (use prompt=class)")
+    peft = cfg.get("peft") or {}
+    if peft.get("_target_"):
+        method = method_class(peft)
+        if method.matches_targets:
+            log.info(
+                "%s is trained from scratch with every parameter; peft=%s does not apply", title, method.name
+            )
+    return model, {"checkpoint": None, "peft": {"method": NoAdapter.name}, "targets": [], "ranks": {}}

@@ -162,10 +162,34 @@ class Method(ABC):
         """
         return cls.name
 
+
+class RankedMethod(Method):
+    """A method whose options include a ``rank`` and a per-target ``rank_pattern`` (SALT's r, LoRA's r).
+
+    Subclasses declare the two dataclass fields (with their own default rank); this class checks them once,
+    at construction and against each target, and resolves the rank of each target.
+
+    Attributes:
+        rank: an int >= 1, or a float fraction in (0, 1] of ``k = min(out, in)``.
+        rank_pattern: regex on the module-name suffix -> rank of that form; the first match wins.
+    """
+
+    rank: int | float
+    rank_pattern: dict[str, int | float]
+
+    def __post_init__(self) -> None:
+        check_rank_value("rank", self.rank)
+        for pattern, value in self.rank_pattern.items():
+            check_rank_value(f"rank_pattern[{pattern!r}]", value)
+
+    def check(self, name: str, module: nn.Module) -> None:
+        """Supported module type and a rank that fits it."""
+        super().check(name, module)
+        self.resolve_rank(name, module)
+
     def resolve_rank(self, name: str, module: nn.Module) -> int:
         """Absolute rank for module ``name``: option ``rank``, overridden by the first matching ``rank_pattern``.
 
-        For methods with ``rank`` and ``rank_pattern`` options (SALT, LoRA).
         A ``rank_pattern`` key is a regex matched against a module-name suffix at a dot boundary (as in HF
         PEFT). An int is absolute, a float f in (0, 1] means ``max(1, floor(f * k))`` with ``k = min(out, in)``.
 

@@ -20,7 +20,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from salt.errors import ConfigError
-from salt.peft.base import Method, check_rank_value
+from salt.peft.base import RankedMethod
 from salt.peft.layer import AdapterLayer
 from salt.peft.registry import register
 
@@ -85,7 +85,7 @@ class LoraLayer(AdapterLayer):
 
 @register("lora")
 @dataclass(frozen=True)
-class Lora(Method):
+class Lora(RankedMethod):
     """Options of LoRA; ``rank`` may be overridden per target by ``rank_pattern``; ``alpha=None`` means r."""
 
     rank: int | float = 4
@@ -94,18 +94,11 @@ class Lora(Method):
     rank_pattern: dict[str, int | float] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
-        check_rank_value("rank", self.rank)
-        for pattern, value in self.rank_pattern.items():
-            check_rank_value(f"rank_pattern[{pattern!r}]", value)
+        super().__post_init__()
         if self.alpha is not None and not (_is_number(self.alpha) and self.alpha > 0):
             raise ConfigError(f"option alpha={self.alpha!r} must be a number > 0 (or null for alpha = rank)")
         if not (_is_number(self.dropout) and 0.0 <= self.dropout < 1.0):
             raise ConfigError(f"option dropout={self.dropout!r} must lie in [0, 1)")
-
-    def check(self, name: str, module: nn.Module) -> None:
-        """Supported module type and a rank that fits it."""
-        super().check(name, module)
-        self.resolve_rank(name, module)
 
     def adapt(self, name: str, module: nn.Module, cache: dict | None = None) -> LoraLayer:
         """Wrap ``module`` in a :class:`LoraLayer`."""

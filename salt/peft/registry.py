@@ -1,5 +1,10 @@
 """The method registry and injection: find target modules by name and swap in adapter layers.
 
+A PEFT config (``configs/peft/<method>.yaml``) names its method class by ``_target_``
+(``salt.peft.salt.Salt``); :func:`method_class` resolves it. The registry (:data:`METHODS`, filled by
+:func:`register`) maps each class's short name, the one injection records and adapter checkpoints store,
+back to the class.
+
 Target matching follows HF PEFT: a list entry matches a module whose name equals it or ends with
 ``"." + entry``; a plain string is a regex that must match the whole module name. Modules inside an
 adapter layer (its ``base_layer``) are never targets.
@@ -22,6 +27,7 @@ from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 import torch
+from hydra.utils import get_class
 from torch import nn
 
 from salt.errors import ConfigError
@@ -33,7 +39,7 @@ log = logging.getLogger(__name__)
 METHODS: dict[str, type[Method]] = {}
 INJECTIONS_ATTR = "peft_injections"
 # The keys of every PEFT config besides the method's own options (see inject_from_config).
-CONFIG_KEYS = ("method", "target_modules", "reg_weight", "companions")
+CONFIG_KEYS = ("_target_", "target_modules", "reg_weight", "companions")
 FINGERPRINT_SAMPLES = 64
 
 
@@ -48,6 +54,29 @@ def register(name: str) -> Callable[[type[Method]], type[Method]]:
         return cls
 
     return add
+
+
+def method_class(cfg: Mapping[str, Any], key: str = "peft") -> type[Method]:
+    """The :class:`Method` subclass a PEFT config names by ``_target_`` (e.g. ``salt.peft.lora.Lora``).
+
+    ``key`` is the config key of ``cfg`` (``peft``, ``peft.companions[0]``), for the error messages.
+
+    Raises:
+        ConfigError: no ``_target_``, one that does not import, or a class that is not a registered method.
+    """
+    target = cfg.get("_target_")
+    if not target:
+        raise ConfigError(
+            f"{key}._target_ is not set: a PEFT config names its method class (e.g. salt.peft.lora.Lora)"
+        )
+    try:
+        cls = get_class(str(target))
+    except Exception:  # Hydra wraps import failures in several types; all mean a wrong name here
+        raise ConfigError(f"{key}._target_={target!r} is not an importable class") from None
+    if not (isinstance(cls, type) and issubclass(cls, Method) and METHODS.get(cls.name) is cls):
+        valid = ", ".join(f"{c.__module__}.{c.__qualname__}" for c in METHODS.values())
+        raise ConfigError(f"{key}._target_={target!r} is not a registered PEFT method; valid: {valid}")
+    return cls
 
 
 def injections(model: nn.Module) -> list[dict[str, Any]]:
@@ -114,7 +143,7 @@ def _check_targets(target_modules: Any) -> str | list[str]:
 
 def inject(
     model: nn.Module,
-    method: str,
+    method: str | type[Method],
     target_modules: str | Sequence[str],
     *,
     cache: dict | None = None,
@@ -129,7 +158,8 @@ def inject(
 
     Args:
         model: any module; a SamSegmenter in this project.
-        method: a key of :data:`METHODS` (``salt``, ``svd``, ``lora``, ``full``, ``none``, ``hf``).
+        method: a :class:`Method` subclass, or its key in :data:`METHODS` (``salt``, ``svd``, ``lora``,
+            ``full``, ``none``, ``hf``).
         target_modules: regex string, or list of module-name suffixes (ignored by ``none``).
         cache: a dict shared between injections into copies of one model; methods may keep tensors
             derived from the frozen weights there (the spectral methods: each weight's SVD).
@@ -142,9 +172,12 @@ def inject(
         ValueError: unknown method or option, invalid option value, nothing matched, an unsupported
             module type, a rank that does not fit a module, or a module that is already adapted.
     """
-    if method not in METHODS:
-        raise ConfigError(f"unknown PEFT method {method!r}; valid methods: {', '.join(sorted(METHODS))}")
-    spec = METHODS[method].from_options(options)
+    if isinstance(method, str):
+        if method not in METHODS:
+            raise ConfigError(f"unknown PEFT method {method!r}; valid methods: {', '.join(sorted(METHODS))}")
+        method = METHODS[method]
+    spec = method.from_options(options)
+    method = method.name
     target_modules = _check_targets(target_modules)
     names = spec.select(model, match_targets(model, target_modules)) if spec.matches_targets else []
     if spec.matches_targets and not names:
@@ -191,7 +224,7 @@ def _plain(value: Any) -> Any:
 def inject_from_config(model: nn.Module, cfg: Mapping[str, Any], cache: dict | None = None) -> list[str]:
     """:func:`inject` from a ``configs/peft/<method>.yaml`` mapping (``cache`` as for :func:`inject`).
 
-    Keys: ``method``, ``target_modules``, the method's options, ``reg_weight`` (the loss weight of
+    Keys: ``_target_`` (the method class, :func:`method_class`), ``target_modules``, the method's options, ``reg_weight`` (the loss weight of
     :func:`regularization`, used by the training loop and ignored here) and ``companions``: a list of
     further mappings of the same form injected after it, into other modules (the SALT authors pair SALT on
     SAM2's Hiera blocks with LoRA on its FPN convs).
@@ -200,15 +233,14 @@ def inject_from_config(model: nn.Module, cfg: Mapping[str, Any], cache: dict | N
         The adapted module names of the method, then of each companion.
     """
     options = _plain(cfg)
-    if "method" not in options:
-        raise ConfigError(f"PEFT config has no 'method' key (keys: {', '.join(options) or 'none'})")
-    method = options.pop("method")
+    method = method_class(options)
+    del options["_target_"]
     target_modules = options.pop("target_modules", [])
     options.pop("reg_weight", None)
     companions = options.pop("companions", None) or []
     if not isinstance(companions, list) or not all(isinstance(c, Mapping) for c in companions):
         raise ConfigError(
-            f"companions={companions!r} must be a list of PEFT configs (method, target_modules, ...)"
+            f"companions={companions!r} must be a list of PEFT configs (_target_, target_modules, ...)"
         )
     names = inject(model, method, target_modules, cache=cache, **options)
     for companion in companions:

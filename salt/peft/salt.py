@@ -28,7 +28,7 @@ import torch
 from torch import nn
 
 from salt.errors import ConfigError
-from salt.peft.base import Method, check_choice, check_rank_value
+from salt.peft.base import RankedMethod, check_choice
 from salt.peft.registry import register
 from salt.peft.spectral import EXECUTION_FORMS, SpectralLayer, decompose
 
@@ -220,7 +220,7 @@ class SaltLayer(SpectralLayer):
 
 @register("salt")
 @dataclass(frozen=True)
-class Salt(Method):
+class Salt(RankedMethod):
     """Options of SALT; ``rank`` (r) may be overridden per target by ``rank_pattern``."""
 
     rank: int | float = 0.1
@@ -231,9 +231,7 @@ class Salt(Method):
     rank_pattern: dict[str, int | float] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
-        check_rank_value("rank", self.rank)
-        for pattern, value in self.rank_pattern.items():
-            check_rank_value(f"rank_pattern[{pattern!r}]", value)
+        super().__post_init__()
         if isinstance(self.lora_rank, bool) or not isinstance(self.lora_rank, int) or self.lora_rank < 1:
             raise ConfigError(f"option lora_rank={self.lora_rank!r} must be an int >= 1")
         check_choice("relu", self.relu, RELU_MODES)
@@ -241,11 +239,6 @@ class Salt(Method):
         check_choice("execution", self.execution, SALT_FORMS)
         if self.execution == "delta" and self.relu != "diagonal":
             raise ConfigError(DELTA_NEEDS_DIAGONAL)
-
-    def check(self, name: str, module: nn.Module) -> None:
-        """Supported module type and a rank that fits it."""
-        super().check(name, module)
-        self.resolve_rank(name, module)
 
     def adapt(self, name: str, module: nn.Module, cache: dict | None = None) -> SaltLayer:
         """Wrap ``module`` in a :class:`SaltLayer` (its SVD reused from ``cache`` when there)."""

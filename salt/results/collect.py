@@ -10,18 +10,11 @@ from pathlib import Path
 from typing import Any
 
 from salt.peft import METHODS
+from salt.recorded import upgrade_run_config
 from salt.results.settings import distinguish_rows, run_settings
 
 log = logging.getLogger(__name__)
 
-CLASSIC_TITLES: dict[str, str] = {
-    "unet": "U-Net",
-    "unetr": "UNETR",
-    "regunet": "RegUNet",
-    "deeplabv3plus": "DeepLabV3+",
-    "segformer": "SegFormer",
-    "segnet": "SegNet",
-}
 ZERO_SHOT = "SAM, text prompt only"
 RESOLUTIONS = {"model": "mean", "original": "mean_original"}
 
@@ -43,7 +36,7 @@ class Run:
         dice: test Dice averaged over images, or None when the run has none.
         hd95: test HD95 averaged over images, in ``hd95_unit``, or None.
         trainable: number of trainable parameters.
-        percent: trainable share of the base model (SAM alone, or the classic network) in percent.
+        percent: trainable share of the base model (the backbone alone, or a titled network itself) in percent.
         percent_paper: trainable share in the paper's convention, or None.
         mtime: modification time of ``metrics.json`` (newer wins between duplicates).
         per_class: for a data set of several classes, class name -> ``(dice, hd95)`` (either may be None).
@@ -78,46 +71,54 @@ def _get(data: dict, dotted: str, source: Path) -> Any:
     return value
 
 
-def _backbone_tag(model_cfg: dict, metrics: dict) -> str:
-    # The paper's numbers are for SAM ViT-B with the official weights; any other backbone gets its own row.
-    variant = model_cfg.get("variant", metrics.get("model"))
-    weights = Path(str(model_cfg.get("default_file") or "")).stem
-    if weights and not weights.startswith("sam_"):
-        return weights
-    return "" if variant in (None, "vit_b") else str(variant)
+def _config(metrics: dict, source: Path) -> dict:
+    try:
+        return upgrade_run_config(metrics.get("config") or {})
+    except ValueError as exc:
+        raise RunError(f"{source}: {exc}") from None
 
 
 def row_label(metrics: dict, source: Path) -> str:
-    """The table row of a run: ``"SALT (rank 4)"``, ``"LoRA (rank 256)"``, ``"S-SAM"``, ``"DoRA (rank 4)"`` ...
+    """The table row of a run, composed from what it recorded: ``"<method's label> [<model's tag>]"``.
 
-    A SAM run's method names its own row (:meth:`salt.peft.base.Method.row_label`, from ``config.peft``);
-    an evaluation-only run without adapters is the zero-shot row, and classic networks
-    (``config.model.family == "classic"``) are named by ``config.model.name``. SAM rows on a backbone
-    other than ViT-B with the official weights carry it in brackets, e.g. ``"S-SAM [tiny]"``; a run
-    prompted by boxes or points names its prompt, e.g. ``"Zero-shot, box prompt [medsam_lite]"``.
+    A network whose model config has a ``title`` (a baseline trained from scratch) is named by it. Otherwise the run's
+    method names its row (:meth:`salt.peft.base.Method.row_label`, from ``config.peft``), or the run is
+    the zero-shot row (:func:`is_zero_shot`); the model config's ``tag`` follows in brackets
+    (none on the paper's backbone), and a run prompted by boxes or points names
+    its prompt, e.g. ``"Zero-shot, box prompt [<tag>]"``. Runs recorded in an earlier form are read in
+    today's (:func:`salt.recorded.upgrade_run_config`).
 
     Raises:
         RunError: a key the label needs is missing; the message names the file and the key.
     """
-    config = metrics.get("config") or {}
+    config = _config(metrics, source)
     model_cfg = config.get("model") or {}
-    if model_cfg.get("family") == "classic":
-        name = str(model_cfg.get("name") or _get(metrics, "model", source))
-        return CLASSIC_TITLES.get(name, name)
-    method = metrics.get("method") or _get(metrics, "config.peft.method", source)
-    tag = _backbone_tag(model_cfg, metrics)
+    if model_cfg.get("title"):
+        return str(model_cfg["title"])
+    method = _method(metrics, config)
+    if method is None:
+        _get(metrics, "config.peft._target_", source)
+    tag = str(model_cfg.get("tag") or "")
     if is_zero_shot(metrics):
         label = ZERO_SHOT if prompt_mode(config) == "class" else "Zero-shot"
-    elif method in METHODS:
+    elif method is not None:
         try:
-            label = METHODS[method].row_label(config.get("peft") or {}, config, paper_backbone=not tag)
+            label = method.row_label(config.get("peft") or {}, config, paper_backbone=not tag)
         except KeyError as exc:
             raise RunError(f"{source}: missing key {exc.args[0]!r}") from None
     else:
-        label = str(method)
+        label = str(metrics.get("method"))
     if prompt_mode(config) != "class":  # a box- or point-prompted run is its own row
         label = f"{label}, {prompt_mode(config)} prompt"
     return f"{label} [{tag}]" if tag else label
+
+
+def _method(metrics: dict, config: dict) -> type | None:
+    # The method class the run recorded: by its registry name in metrics.json, else by config.peft._target_.
+    if metrics.get("method") in METHODS:
+        return METHODS[metrics["method"]]
+    target = (config.get("peft") or {}).get("_target_")
+    return next((cls for cls in METHODS.values() if f"{cls.__module__}.{cls.__qualname__}" == target), None)
 
 
 def prompt_mode(config: dict) -> str:
@@ -126,9 +127,12 @@ def prompt_mode(config: dict) -> str:
 
 
 def is_zero_shot(metrics: dict) -> bool:
-    """Whether the run tested a model with nothing trained (no adapter, ``task: eval``): the zero-shot row."""
-    method = metrics.get("method") or ((metrics.get("config") or {}).get("peft") or {}).get("method")
-    return method == "none" and metrics.get("task") == "eval"
+    """Whether the run tested a model with nothing trained (a method that adapts nothing, ``task: eval``)."""
+    try:
+        method = _method(metrics, upgrade_run_config(metrics.get("config") or {}))
+    except ValueError:
+        return False
+    return method is not None and not method.matches_targets and metrics.get("task") == "eval"
 
 
 def _number(value: Any) -> float | None:
@@ -162,10 +166,10 @@ def load_run(metrics_json: Path, resolution: str = "model") -> Run:
     mean = metrics.get(RESOLUTIONS[resolution]) or {}
     if not isinstance(mean, dict):
         raise RunError(f"{metrics_json}: {RESOLUTIONS[resolution]!r} must be an object")
-    family = ((metrics.get("config") or {}).get("model") or {}).get("family")
+    titled = bool((_config(metrics, metrics_json).get("model") or {}).get("title"))
     percent_paper = params.get("trainable_percent_paper")
-    if percent_paper is None and family == "classic":
-        # The paper reports the classic networks against their own size (100%).
+    if percent_paper is None and titled:
+        # A network named by its own title is trained whole; the paper reports those against their own size.
         percent_paper = params.get("trainable_percent")
     row = row_label(metrics, metrics_json)
     trainable, percent = params.get("trainable"), params.get("trainable_percent")

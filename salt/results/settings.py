@@ -2,7 +2,7 @@
 
 A sweep over a setting the row label does not name (``-m optim.lr=1e-3,3e-4``, ``dataset.max_epochs=...``)
 gives runs with the same row, data set and seed. They are not duplicates, so the table shows each as its
-own row, named by the settings that differ: ``"Decoder-only [medsam_lite], optim.lr=0.001"``. So do two
+own row, named by the settings that differ: ``"Decoder-only [<tag>], optim.lr=0.001"``. So do two
 folders evaluated with one data-set config (``eval.py ... dataset=drive dataset.root=<folder>``): what was
 evaluated is the data set's name and its ``dataset.root``, and the row names the folder.
 """

@@ -148,7 +148,7 @@ def test_full_size_experiments_use_the_paper_settings(experiment: str) -> None:
     assert (job["loss"]["alpha"], job["loss"]["gamma"], job["loss"]["smooth"]) == (0.75, 3.0, 1.0)
     if job["fit"]:
         assert job["trainer"]["max_epochs"] == 200
-    if job["model"].get("family") != "classic":
+    if job["model"]["_target_"] != "salt.classic.ClassicSegmenter":
         # An explicit file, so a missing download stops the run instead of training random weights.
         weights = resolve_checkpoint(job["model"], job["paths"]["checkpoint_dir"])
         assert job["model"]["variant"] == "vit_b"
@@ -160,7 +160,7 @@ def test_zero_shot_trains_nothing() -> None:
         for experiment in ("table1_zero_shot", "table1_zero_shot_reduced"):
             job = describe(compose_run(experiment, []))["job"]
             assert job["fit"] is False and job["test"] is True
-            assert job["peft"]["method"] == "none" and job["model"]["trainable"] == []
+            assert job["peft"]["_target_"] == "salt.peft.none.NoAdapter" and job["model"]["trainable"] == []
 
 
 @pytest.mark.parametrize("experiment", ["rank_ablation", "rank_ablation_reduced"])

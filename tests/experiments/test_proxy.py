@@ -90,7 +90,10 @@ def test_reduced_twin_is_the_same_code_path_on_less_data() -> None:
 def test_lora_r56_has_about_salt_l256s_trainable_count() -> None:
     # Trainable tensors counted directly, less what the same model trains without an adapter (norms, prompt).
     jobs = {r["subdir"].split("/")[1]: r["job"] for r in _jobs("proxy_table1")}
-    jobs["plain"] = {**jobs["lora_r56"], "peft": {"method": "none", "target_modules": [], "reg_weight": 0.0}}
+    jobs["plain"] = {
+        **jobs["lora_r56"],
+        "peft": {"_target_": "salt.peft.none.NoAdapter", "target_modules": [], "reg_weight": 0.0},
+    }
     trained = {
         name: sum(p.numel() for p in build_network(jobs[name])[0].parameters() if p.requires_grad)
         for name in ("lora_r56", "salt_l256", "plain")

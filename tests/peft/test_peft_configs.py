@@ -15,6 +15,7 @@ from peft_helpers import CONFIG_DIR, composed_peft, tiny_sam
 from salt.errors import ConfigError
 from salt.model import build_sam
 from salt.peft import METHODS, adapter_layers, count_adapter_parameters, inject_from_config
+from salt.peft.registry import CONFIG_KEYS, method_class
 
 CONFIGS = sorted(p.stem for p in (CONFIG_DIR / "peft").glob("*.yaml"))
 
@@ -23,21 +24,19 @@ def _load(name: str):
     return OmegaConf.load(CONFIG_DIR / "peft" / f"{name}.yaml")
 
 
-# The named settings of the hf method (peft's methods), each a configs/peft file of its own.
-HF_PRESETS = ("adalora", "dora", "osf", "pissa", "vera")
-
-
-def test_config_names_equal_registry_keys() -> None:
-    assert sorted(METHODS) == sorted(set(CONFIGS) - set(HF_PRESETS))
-    for name in CONFIGS:
-        assert composed_peft("sam_tiny", name)["method"] == ("hf" if name in HF_PRESETS else name)
+def test_every_config_names_a_registered_method_and_every_method_has_its_config() -> None:
+    named = {name: method_class(composed_peft("sam_tiny", name)).name for name in CONFIGS}
+    # a registered method's own config carries its name; the other configs are named settings of one of them
+    assert set(METHODS) <= set(CONFIGS)
+    assert all(named[name] == name for name in METHODS)
+    assert set(named.values()) <= set(METHODS)
 
 
 @pytest.mark.parametrize("name", CONFIGS)
 def test_config_keys_are_the_method_options(name: str) -> None:
     cfg = composed_peft("sam_tiny", name)
-    options = {f.name for f in dataclasses.fields(METHODS[cfg["method"]])}
-    assert set(cfg) - {"method", "target_modules", "reg_weight", "companions"} <= options
+    options = {f.name for f in dataclasses.fields(method_class(cfg))}
+    assert set(cfg) - set(CONFIG_KEYS) <= options
     # the authors' configs train without a regulariser; AdaLoRA's weight is peft's own default
     assert cfg["reg_weight"] == (0.5 if name == "adalora" else 0.0)
 
