@@ -15,6 +15,7 @@ from hydra_plugins.salt_launchers.skip_done import register
 from salt.data import VesselDataset
 from salt.data.shapes import ensure_shapes
 from salt.data.synthetic import generate, make_style
+from salt.errors import ConfigError
 from salt.model.factory import build_network
 from salt.train.optim import build_schedule, instantiate_config
 
@@ -72,7 +73,10 @@ def _build(group: str, option: str, cfg: dict, data: Path) -> None:
         try:
             with torch.device("meta"):  # the architecture only: no memory, no weights file
                 build_network({**bare, "model": {**cfg["model"], "checkpoint": None}})
-        except RuntimeError as exc:  # a builder that computes values (TinyViT): small, so built for real
+        except (
+            RuntimeError,
+            ConfigError,
+        ) as exc:  # a builder that computes values (TinyViT): small, so built for real
             if "meta" not in str(exc):
                 raise
             build_network(bare)

@@ -7,8 +7,8 @@ from pathlib import Path
 import torch
 from hydra import compose, initialize_config_dir
 from omegaconf import OmegaConf
-from salt.train.factory import build_network
 
+from salt.model.factory import build_network
 from salt.recorded import upgrade_run_config
 from salt.results.collect import row_label
 

@@ -63,7 +63,7 @@ def test_inference_loads_the_network_training_restores(run_cfg: dict, tmp_path: 
     module.on_load_checkpoint(state)
     module.load_state_dict(state["state_dict"], strict=False)
     run = load_trained(path)
-    assert run.source == path and run.config["peft"]["method"] == "salt"
+    assert run.source == path and run.config["peft"]["_target_"] == "salt.peft.salt.Salt"
     loaded = {STATE_PREFIX + n: p for n, p in run.model.named_parameters() if p.requires_grad}
     assert set(loaded) == set(state["state_dict"])
     for name, tensor in state["state_dict"].items():

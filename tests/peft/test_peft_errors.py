@@ -109,7 +109,12 @@ def test_unsupported_modules_are_named() -> None:
 
 
 def test_config_without_method() -> None:
-    _raises(r"PEFT config has no 'method' key", inject_from_config, tiny_sam(), {"rank": 4})
+    _raises(
+        r"peft._target_ is not set: a PEFT config names its method class",
+        inject_from_config,
+        tiny_sam(),
+        {"rank": 4},
+    )
 
 
 def test_none_matches_nothing_without_error() -> None:

@@ -65,9 +65,9 @@ MODELS = {
     "unet": [
         "model=unet",
         "peft=none",
-        "model.kwargs.channels=[4,8,16]",
-        "model.kwargs.strides=[2,2]",
-        "model.kwargs.num_res_units=1",
+        "model.net.channels=[4,8,16]",
+        "model.net.strides=[2,2]",
+        "model.net.num_res_units=1",
     ],
 }
 

@@ -131,7 +131,10 @@ def test_batch_size_zero_from_the_command_line_leaves_no_folder(tmp_path: Path) 
             ["model=sam_vit_b"],
             "model.variant='vit_b' contradicts ckpt=run, trained with model.variant='tiny'",
         ),
-        (["peft=lora"], "peft.method='lora' contradicts ckpt=run, trained with peft.method='salt'"),
+        (
+            ["peft=lora"],
+            "peft._target_='salt.peft.lora.Lora' contradicts ckpt=run, trained with peft._target_='salt.peft.salt.Salt'",
+        ),
         (
             ["peft=salt", "peft.lora_rank=8"],
             "peft.lora_rank=8 contradicts ckpt=run, trained with peft.lora_rank=4",
