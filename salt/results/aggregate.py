@@ -9,7 +9,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 
 from salt.results.collect import Run
-from salt.results.paper import PAPER_DATASETS, PAPER_TABLE1, PaperRow
+from salt.paper import PAPER_DATASETS, PAPER_TABLE1, PaperRow
 
 log = logging.getLogger(__name__)
 

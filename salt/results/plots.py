@@ -15,7 +15,7 @@ from matplotlib.figure import Figure
 
 from salt.results.aggregate import Table
 from salt.results.collect import Run
-from salt.results.paper import dataset_title
+from salt.paper import dataset_title
 
 log = logging.getLogger(__name__)
 

@@ -7,7 +7,7 @@ import io
 from collections.abc import Callable
 
 from salt.results.aggregate import METRICS, Row, Stat, Table
-from salt.results.paper import dataset_title
+from salt.paper import dataset_title
 
 MISSING = "—"
 LATEX_MISSING = "--"
@@ -133,12 +133,12 @@ def notes(table: Table, resolution: str, missing: str = MISSING) -> list[str]:
         f"Test metrics at {resolution} resolution: mean±std over seeds (sample std; a single seed shows no ±), "
         "Dice per image then averaged over images, HD95 in pixels (a cell marked mm: at the original "
         "resolution of a data set with a pixel spacing, in millimetres, with no paper number beside it).",
-        "(paper x, d): the number in Table 1 of the SALT paper (arXiv 2503.16055) and d = ours − paper; "
+        "(paper x, d): the number in Table 1 of the paper (arXiv 2503.16055) and d = ours − paper; "
         f"{missing}: no run.",
         f"Avg: per seed, the mean over the {len(table.datasets)} data-set columns of this table, then mean±std "
         f"over the seeds that have all of them; {missing} when no seed has every column (for HD95 also when the "
         "columns mix pixels and mm).",
-        "Trainable % (base model): against SAM alone (a classic network: against itself). "
+        "Trainable % (base model): against SAM alone (a network trained from scratch: against itself). "
         "Trainable % (paper): the paper's convention, SAM rows divided by 241M (SAM plus the frozen CLIP model).",
     ]
     if not table.paper_average:

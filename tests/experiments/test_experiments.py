@@ -14,7 +14,7 @@ from omegaconf import OmegaConf
 
 from salt.experiments import CONFIGS
 from salt.model.factory import peft_options, resolve_checkpoint
-from salt.results.paper import PAPER_DATASETS, PAPER_TABLE1
+from salt.paper import PAPER_DATASETS, PAPER_TABLE1
 from salt.results.settings import distinguish_rows, run_settings
 from tests.experiments.sweeps import (
     EXPERIMENTS,
