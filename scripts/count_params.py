@@ -33,9 +33,9 @@ from tqdm import tqdm
 
 from salt.errors import UserError
 from salt.model import BackboneError, backbone_of, build_sam, parameter_summary, set_trainable
+from salt.paper import PAPER_TABLE1
 from salt.peft import count_adapter_parameters, inject_from_config
 from salt.peft.registry import method_class
-from salt.paper import PAPER_TABLE1
 
 CONFIG_DIR = Path(__file__).resolve().parents[1] / "configs"
 PAPER_IMG_SIZE = 512

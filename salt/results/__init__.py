@@ -1,7 +1,7 @@
-"""Results as data: collecting finished runs, Table 1 of the paper, and the comparison figures.
+"""Results as data: collecting finished runs, tables beside the paper's Table 1 (``salt.paper``), and the comparison figures.
 
-The names below are imported from their modules on first use, so that a script needing only the paper's
-numbers (``salt.paper``) does not load the image readers and plotting the figures need.
+The names below are imported from their modules on first use, so that a script needing only a table
+does not load the image readers and plotting the figures need.
 """
 
 from __future__ import annotations
@@ -12,7 +12,6 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from salt.results.aggregate import Row, Stat, Table, build_table
     from salt.results.collect import Run, RunError, find_runs, load_run, row_label
-    from salt.paper import PAPER_DATASETS, PAPER_TABLE1, PaperRow
     from salt.results.plots import plot_dice_vs_params, plot_training_curves
     from salt.results.qualitative import overlay_grid
     from salt.results.table import to_csv, to_latex, to_markdown
@@ -20,7 +19,6 @@ if TYPE_CHECKING:
 _MODULES = {
     "aggregate": ("Row", "Stat", "Table", "build_table"),
     "collect": ("Run", "RunError", "find_runs", "load_run", "row_label"),
-    "paper": ("PAPER_DATASETS", "PAPER_TABLE1", "PaperRow"),
     "plots": ("plot_dice_vs_params", "plot_training_curves"),
     "qualitative": ("overlay_grid",),
     "table": ("to_csv", "to_latex", "to_markdown"),
@@ -28,9 +26,6 @@ _MODULES = {
 _SOURCE = {name: module for module, names in _MODULES.items() for name in names}
 
 __all__ = [
-    "PAPER_DATASETS",
-    "PAPER_TABLE1",
-    "PaperRow",
     "Row",
     "Run",
     "RunError",

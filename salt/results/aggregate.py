@@ -8,8 +8,8 @@ import statistics
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 
-from salt.results.collect import Run
 from salt.paper import PAPER_DATASETS, PAPER_TABLE1, PaperRow
+from salt.results.collect import Run
 
 log = logging.getLogger(__name__)
 

@@ -13,9 +13,9 @@ from pathlib import Path
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
+from salt.paper import dataset_title
 from salt.results.aggregate import Table
 from salt.results.collect import Run
-from salt.paper import dataset_title
 
 log = logging.getLogger(__name__)
 

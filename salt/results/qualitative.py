@@ -13,8 +13,8 @@ from PIL import Image
 
 from salt.data.layout import FolderIndex, find_mask
 from salt.data.reading import labels_to_masks, normalise_label_map, read_image, read_labels
-from salt.results.collect import Run
 from salt.paper import dataset_title
+from salt.results.collect import Run
 from salt.viz.grid import save_grid
 from salt.viz.overlay import as_rgb, overlay
 

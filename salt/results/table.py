@@ -6,8 +6,8 @@ import csv
 import io
 from collections.abc import Callable
 
-from salt.results.aggregate import METRICS, Row, Stat, Table
 from salt.paper import dataset_title
+from salt.results.aggregate import METRICS, Row, Stat, Table
 
 MISSING = "—"
 LATEX_MISSING = "--"

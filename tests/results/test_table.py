@@ -8,7 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from salt.results import PAPER_DATASETS, PAPER_TABLE1, build_table, find_runs, to_csv, to_latex, to_markdown
+from salt.paper import PAPER_DATASETS, PAPER_TABLE1
+from salt.results import build_table, find_runs, to_csv, to_latex, to_markdown
 from salt.results.table import MISSING
 from tests.results.fake_runs import write_run
 
