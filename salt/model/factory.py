@@ -103,12 +103,11 @@ def _instantiate(model_cfg: Mapping, checkpoint: str | None) -> nn.Module:
             ) from None
         if isinstance(cause, UserError):
             raise cause from None
-        detail = (
-            str(cause or exc).strip().splitlines()[0] if str(cause or exc).strip() else type(cause).__name__
-        )
-        raise ConfigError(
-            f"model._target_={model_cfg['_target_']!r} cannot be built from model.*: {detail}"
-        ) from None
+        if isinstance(cause, TypeError):  # an argument the _target_ does not take, or one it lacks
+            raise ConfigError(f"model._target_={model_cfg['_target_']!r}: {cause}") from None
+        raise (
+            cause if cause is not None else exc
+        ) from None  # a bug in the builder: its own error and traceback
 
 
 def build_network(cfg: Mapping) -> tuple[nn.Module, dict]:
