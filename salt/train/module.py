@@ -221,7 +221,7 @@ class SegmentationModule(L.LightningModule):
         params = [p for p in self.model.parameters() if p.requires_grad]
         if not params:
             raise ConfigError(
-                "nothing to train: peft.method and model.trainable leave no trainable tensor "
+                "nothing to train: the peft config and model.trainable leave no trainable tensor "
                 "(use eval.py for a model without training)"
             )
         optimizer = instantiate_config("optim", self.cfg["optim"], params)

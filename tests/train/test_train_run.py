@@ -171,7 +171,8 @@ def test_eval_refuses_a_network_that_contradicts_the_run(smoke_run: Path, tmp_pa
     output = proc.stdout + proc.stderr
     assert proc.returncode == 1 and "Traceback" not in output, output[-2000:]
     (line,) = [line for line in output.splitlines() if "error:" in line]
-    assert "peft.method='lora' contradicts ckpt=" in line and "trained with peft.method='salt'" in line
+    assert "peft._target_='salt.peft.lora.Lora' contradicts ckpt=" in line
+    assert "trained with peft._target_='salt.peft.salt.Salt'" in line
     assert not out.exists()
 
 
@@ -183,5 +184,6 @@ def test_resume_refuses_a_network_that_contradicts_the_checkpoint(smoke_run: Pat
     output = proc.stdout + proc.stderr
     assert proc.returncode == 1 and "Traceback" not in output, output[-2000:]
     (line,) = [line for line in output.splitlines() if "error:" in line]
-    assert f"peft.method='lora' contradicts ckpt_path={last}, trained with peft.method='salt'" in line
+    assert f"peft._target_='salt.peft.lora.Lora' contradicts ckpt_path={last}, trained with " in line
+    assert "peft._target_='salt.peft.salt.Salt'" in line
     assert not run_dir.exists()
