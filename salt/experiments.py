@@ -16,10 +16,11 @@ from hydra.core.hydra_config import HydraConfig
 from hydra.core.override_parser.overrides_parser import OverridesParser
 from omegaconf import DictConfig, OmegaConf
 
+from salt import CONFIG_DIR
 from salt.errors import ConfigError
 from salt.results.collect import row_label
 
-CONFIGS = Path(__file__).resolve().parents[1] / "configs"
+CONFIGS = CONFIG_DIR
 
 
 def experiments() -> list[str]:

@@ -17,10 +17,11 @@ from typing import Any
 
 from omegaconf import OmegaConf
 
+from salt import CONFIG_DIR
 from salt.errors import ConfigError
 from salt.peft.registry import METHODS
 
-MODEL_CONFIGS = Path(__file__).resolve().parents[1] / "configs" / "model"
+MODEL_CONFIGS = CONFIG_DIR / "model"
 # The weights file names of the paper's backbone (SAM's official files) and its variant: runs recorded without
 # a tag got none on that backbone, and otherwise the weights' name or the variant (the rule of that time).
 _SAM_WEIGHTS_PREFIX = "sam_"

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import random
 from collections.abc import Mapping
-from pathlib import Path
 from typing import Any
 
 import albumentations as A
@@ -25,12 +24,13 @@ import torch.nn.functional as F
 from omegaconf import OmegaConf
 from segment_anything.utils.transforms import ResizeLongestSide
 
+from salt import CONFIG_DIR
 from salt.data.layout import DatasetError
 
 RESIZE_MODES = ("longest_pad", "plain")
 
 # The augmentation's settings: configs/augment/<option>.yaml, composed into `dataset.augment` by train.yaml.
-AUGMENT_CONFIGS = Path(__file__).resolve().parents[2] / "configs" / "augment"
+AUGMENT_CONFIGS = CONFIG_DIR / "augment"
 
 
 def augment_settings(option: str = "default") -> dict[str, Any]:

@@ -19,6 +19,7 @@ from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 from torch import nn
 
+from salt import CONFIG_DIR
 from salt.errors import ConfigError, UserError
 from salt.model import BackboneError, SamSegmenter, backbone, set_trainable
 from salt.peft import adapter_ranks, inject_from_config, injections
@@ -28,7 +29,7 @@ from salt.recorded import upgrade_run_config
 
 log = logging.getLogger(__name__)
 
-PEFT_CONFIGS = Path(__file__).resolve().parents[2] / "configs" / "peft"
+PEFT_CONFIGS = CONFIG_DIR / "peft"
 # Keys of a model config that describe the model to the project (its weights file, trainable groups, adapter
 # targets, table tag and title, the paper's parameter convention) rather than arguments of its ``_target_``.
 PROJECT_KEYS = (

@@ -15,12 +15,13 @@ from pathlib import Path
 from hydra.utils import instantiate
 from omegaconf import OmegaConf
 
+from salt import CONFIG_DIR as CONFIGS
 from salt.data.check import check_dataset
 from salt.data.layout import DatasetError
 from salt.data.prepare.base import Converter
 
 # The converters' configs: one YAML file per sub-command, named as it.
-CONFIG_DIR = Path(__file__).resolve().parents[3] / "configs" / "prepare"
+CONFIG_DIR = CONFIGS / "prepare"
 
 
 def converter_names() -> list[str]:
