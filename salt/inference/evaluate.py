@@ -52,6 +52,7 @@ def score_loader(
     threshold: float,
     device: torch.device,
     overlay_dir: Path | None = None,
+    mask_dir: Path | None = None,
 ) -> list[dict]:
     """Score every image of ``loader`` with ``model``, as training's test step does.
 
@@ -66,6 +67,7 @@ def score_loader(
         threshold: the probability above which a pixel is foreground.
         device: where the network runs.
         overlay_dir: where overlays go (None: none are written).
+        mask_dir: where each case's predicted mask PNG goes (None: none are written).
 
     Returns:
         The rows of :meth:`MetricAccumulator.add`, sorted by resolution, name and class.
@@ -89,6 +91,7 @@ def score_loader(
                 overlays=int(eval_cfg.get("overlays", 0)),
                 class_names=list(run_cfg["dataset"].get("class_names") or []),
                 spacing=spacing,
+                mask_dir=mask_dir,
             )
     return sorted(accumulator.rows, key=lambda r: (r["resolution"], r["name"], r["class"]))
 
@@ -140,6 +143,7 @@ def evaluate(cfg: DictConfig) -> dict:
         threshold,
         device,
         overlay_dir=out_dir / "overlays",
+        mask_dir=out_dir / "masks" if eval_cfg.get("masks") else None,
     )
     params = parameter_report(run.model, run_cfg)
     info = run_info("eval", run_cfg, str(cfg.split), str(cfg.ckpt), run.build_info, params, prompt)

@@ -12,6 +12,7 @@ from typing import Any
 
 import numpy as np
 import torch
+from PIL import Image
 from torch import nn
 
 from salt.data.transforms import to_image_coords
@@ -55,6 +56,16 @@ def whole_image_logits(model: nn.Module, batch: Mapping, patch: Mapping | None, 
     )
 
 
+def label_image(prob: torch.Tensor, threshold: float) -> np.ndarray:
+    """``(H, W)`` uint8 mask from probabilities ``(C, H, W)``: 0/255 for one class, else 0..C."""
+    fg = prob > threshold  # (C, H, W)
+    if prob.shape[0] == 1:
+        return fg[0].numpy().astype(np.uint8) * 255
+    labels = prob.argmax(0).numpy().astype(np.uint8) + 1  # (H, W)
+    labels[~fg.any(0).numpy()] = 0
+    return labels
+
+
 def shown_prompts(
     batch: dict, i: int, to_image: Callable[[np.ndarray], np.ndarray] | None = None
 ) -> ShownPrompts:
@@ -89,6 +100,7 @@ def evaluate_batch(
     overlays: int = 0,
     class_names: list[str] | None = None,
     spacing: Sequence[float] | None = None,
+    mask_dir: Path | None = None,
 ) -> None:
     """Score every image and class of a batch into ``accumulator`` (through :meth:`MetricAccumulator.add`).
 
@@ -108,6 +120,8 @@ def evaluate_batch(
             of an original pixel, so it applies to the original-resolution rows, whose HD95 is then in mm;
             HD95 at the model's resolution stays in model pixels (the paper's protocol). Every row records
             its unit in ``hd95_unit`` (``"mm"`` or ``"px"``).
+        mask_dir: where each case's predicted mask goes as ``<name>.png`` (:func:`label_image`: 0/255 for one
+            class, 0..C for several), at the original size when ``dataset`` is given, else at the model's.
     """
     names = list(class_names or [])
     probs = torch.sigmoid(logits).cpu()  # (B, C, S, S)
@@ -127,10 +141,11 @@ def evaluate_batch(
             hd95_unit="px",
         )
         image, pred_show, gt_show = None, pred.numpy(), masks[i].numpy()  # (C, S, S) each
-        to_image = None
+        to_image, prob_written = None, probs[i]
         if dataset is not None:
             original = dataset.original(index)
-            pred_o = (dataset.to_original(probs[i], index) > threshold).numpy()  # (C, H, W)
+            prob_written = dataset.to_original(probs[i], index)  # (C, H, W)
+            pred_o = (prob_written > threshold).numpy()
             accumulator.add(
                 name,
                 pred_o,
@@ -147,6 +162,9 @@ def evaluate_batch(
                 to_image = partial(
                     to_image_coords, orig_size=image.shape[:2], size=dataset.img_size, mode=dataset.resize
                 )
+        if mask_dir is not None:
+            mask_dir.mkdir(parents=True, exist_ok=True)
+            Image.fromarray(label_image(prob_written, threshold)).save(mask_dir / f"{name}.png")
         if overlay_dir is not None and index < overlays:
             if image is None:
                 image = batch["image"][i].permute(1, 2, 0).clamp(0, 255).byte().cpu().numpy()  # (S, S, 3)

@@ -23,6 +23,7 @@ from salt.data.prompts import prompt_kinds
 from salt.data.reading import read_image, volume_shape, write_volume_like
 from salt.data.transforms import fit_to_square, to_model_coords, to_original
 from salt.errors import ConfigError
+from salt.inference.evaluation import label_image
 from salt.inference.loading import load_trained, pick_device
 from salt.model.sliding import sliding_window_logits
 from salt.peft import merge
@@ -40,16 +41,6 @@ def _inputs(path: Path) -> list[Path]:
     if not files:
         raise ConfigError(f"input={path}: the folder holds no image in a supported format")
     return files
-
-
-def label_image(prob: torch.Tensor, threshold: float) -> np.ndarray:
-    """``(H, W)`` uint8 mask from probabilities ``(C, H, W)``: 0/255 for one class, else 0..C."""
-    fg = prob > threshold  # (C, H, W)
-    if prob.shape[0] == 1:
-        return fg[0].numpy().astype(np.uint8) * 255
-    labels = prob.argmax(0).numpy().astype(np.uint8) + 1  # (H, W)
-    labels[~fg.any(0).numpy()] = 0
-    return labels
 
 
 def _plane_sizes(files: list[Path], slice_axis: int) -> dict[Path, dict[str, tuple[int, int]]]:

@@ -7,10 +7,12 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 from hydra import compose, initialize_config_dir
 from omegaconf import OmegaConf
+from PIL import Image
 
 from salt.data.datamodule import VesselDataModule
 from salt.errors import ConfigError
@@ -183,7 +185,9 @@ def patch_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def test_eval_and_predict_of_a_patch_run_use_its_sliding_window(patch_run: Path, tmp_path: Path) -> None:
     trained = json.loads((patch_run / "metrics.json").read_text())
     assert trained["config"]["patch"]["overlap"] == 0.5
-    proc = run_script("eval.py", f"ckpt={patch_run}", "split=test", f"hydra.run.dir={tmp_path / 'eval'}")
+    proc = run_script(
+        "eval.py", f"ckpt={patch_run}", "split=test", "eval.masks=true", f"hydra.run.dir={tmp_path / 'eval'}"
+    )
     assert proc.returncode == 0, proc.stderr[-3000:]
     evaluated = json.loads((tmp_path / "eval" / "metrics.json").read_text())
     assert evaluated["mean_original"]["dice"] == pytest.approx(trained["mean_original"]["dice"], abs=1e-6)
@@ -200,6 +204,9 @@ def test_eval_and_predict_of_a_patch_run_use_its_sliding_window(patch_run: Path,
     for stem, _, gt, fov in cases:
         assert masks[stem].shape == gt.shape
         assert reference_metrics(masks[stem], gt, fov)[0] == pytest.approx(rows[stem], abs=2e-3)
+        # eval.masks=true wrote the very masks it scored, at the original size
+        written = np.asarray(Image.open(tmp_path / "eval" / "masks" / f"{stem}.png")) > 0
+        assert reference_metrics(written, gt, fov)[0] == pytest.approx(rows[stem], abs=1e-6)
 
 
 @pytest.mark.slow
