@@ -85,7 +85,8 @@ def row_label(metrics: dict, source: Path) -> str:
     method names its row (:meth:`salt.peft.base.Method.row_label`, from ``config.peft``), or the run is
     the zero-shot row (:func:`is_zero_shot`); the model config's ``tag`` follows in brackets
     (none on the paper's backbone), and a run prompted by boxes or points names
-    its prompt, e.g. ``"Zero-shot, box prompt [<tag>]"``. Runs recorded in an earlier form are read in
+    its prompt, e.g. ``"Zero-shot, box prompt [<tag>]"``, and a run in patch mode (``config.patch``) says so,
+    e.g. ``"SALT (rank 4), patch mode [<tag>]"`` or ``"U-Net, patch mode"``. Runs recorded in an earlier form are read in
     today's (:func:`salt.recorded.upgrade_run_config`).
 
     Raises:
@@ -94,7 +95,7 @@ def row_label(metrics: dict, source: Path) -> str:
     config = _config(metrics, source)
     model_cfg = config.get("model") or {}
     if model_cfg.get("title"):
-        return str(model_cfg["title"])
+        return f"{model_cfg['title']}, patch mode" if config.get("patch") else str(model_cfg["title"])
     method = _method(metrics, config)
     if method is None:
         _get(metrics, "config.peft._target_", source)
@@ -110,6 +111,8 @@ def row_label(metrics: dict, source: Path) -> str:
         label = str(metrics.get("method"))
     if prompt_mode(config) != "class":  # a box- or point-prompted run is its own row
         label = f"{label}, {prompt_mode(config)} prompt"
+    if config.get("patch"):  # windows at the image's own scale, a sliding window at test: its own row
+        label = f"{label}, patch mode"
     return f"{label} [{tag}]" if tag else label
 
 

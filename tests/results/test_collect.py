@@ -79,6 +79,22 @@ from tests.results.fake_runs import write_run
         ({"model": {"family": "classic", "name": "deeplabv3plus"}}, "DeepLabV3+"),
         ({"model": {"family": "classic", "name": "mynet"}}, "mynet"),
         ({"method": "svd", "model": {"family": "sam", "variant": "tiny"}}, "S-SAM [tiny]"),
+        (  # patch mode is its own row, resized mode (patch: null) the paper's
+            {
+                "method": "svd",
+                "model": {"family": "sam", "variant": "tiny"},
+                "config": {"patch": {"scale": 1.0}},
+            },
+            "S-SAM, patch mode [tiny]",
+        ),
+        (
+            {"method": "svd", "model": {"family": "sam", "variant": "tiny"}, "config": {"patch": None}},
+            "S-SAM [tiny]",
+        ),
+        (
+            {"model": {"family": "classic", "name": "unet"}, "config": {"patch": {"scale": 1.0}}},
+            "U-Net, patch mode",
+        ),
         (
             {
                 "method": "svd",
