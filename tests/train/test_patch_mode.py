@@ -175,10 +175,26 @@ def test_patch_settings_that_cannot_run_are_refused(
 def patch_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A tiny patch-mode run: 64 px windows of 96 px synthetic images, so every image takes 4+ windows."""
     base = tmp_path_factory.mktemp("patch_run")
-    overrides = tiny_overrides(base / "synthetic", base / "run", "patch=native", "patch.windows_per_epoch=8")
+    overrides = tiny_overrides(
+        base / "synthetic",
+        base / "run",
+        "patch=native",
+        "patch.windows_per_epoch=8",
+        "trainer.check_val_every_n_epoch=2",  # as the DRIVE recipe: no validation after the first epoch
+    )
     proc = run_script("train.py", *overrides)
     assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-3000:]
+    (base / "console.txt").write_text(proc.stdout + proc.stderr)
     return base / "run"
+
+
+@pytest.mark.slow
+def test_epochs_without_validation_keep_the_best_checkpoint_without_a_warning(patch_run: Path) -> None:
+    console = (patch_run.parent / "console.txt").read_text()
+    assert "could not find the monitored key" not in console
+    history = (patch_run / "history.csv").read_text().splitlines()
+    assert len(history) == 3 and history[1].endswith(",,,") and not history[2].endswith(",,,")
+    assert (patch_run / "checkpoints" / "best.ckpt").is_file()
 
 
 @pytest.mark.slow
