@@ -97,7 +97,7 @@ def thin_vessel_figure(
             recall = width_recall(pred, case.mask, case.fov, max_width).thin_recall
             panels.append(
                 (
-                    f"{label}: thin recall {recall:.2f}",
+                    f"{label}\nthin recall {recall:.2f}",
                     thin_panel(case.image[window], pred[window], thin[window]),
                 )
             )
