@@ -1,15 +1,15 @@
 """Sliding-window inference speed (and what the overlap buys) of a patch-mode run, measured side by side.
 
     python scripts/bench_sliding_window.py --ckpt <patch-mode run> --data <converted data set> [--split val]
-        [--overlaps 0 0.25 0.5] [--sw-batch-sizes 1 8] [--precisions 32-true bf16-mixed] [--images 4]
-        [--threads 2]
+        [--overlaps 0 0.25 0.5] [--sw-batch-sizes 1 8] [--precisions 32-true bf16-mixed]
+        [--tta none hflip flips] [--images 4] [--threads 2]
 
-For every overlap (and windows-per-forward setting) each image of the split goes whole through the run's
-sliding window at its patch scale: the script prints the seconds per image (median over images, after one
-warm-up image), the windows per image, the share of the time spent in the image encoder (timed by hooks
-around it), and the Dice and HD95 at the original resolution inside the field of view, the same
-metrics eval.py reports. Pick the split you choose settings on (val), never the test split. Nothing is
-asserted: the figures are for docs/benchmarks.md.
+For every overlap (and windows-per-forward, precision and test-time-flip setting) each image of the split goes
+whole through the run's sliding window at its patch scale: the script prints the seconds per image (median over
+images, after one warm-up image), the windows per image (all flips' passes), the share of the time spent in the
+image encoder (timed by hooks around it), and the Dice and HD95 at the original resolution inside the field of
+view, the same metrics eval.py reports. Pick the split you choose settings on (val), never the test split. Nothing
+is asserted: the figures are for docs/benchmarks.md.
 """
 
 from __future__ import annotations
@@ -22,10 +22,10 @@ import time
 import torch
 
 from salt.data import VesselDataset
-from salt.data.patches import PatchSettings, WholeImageDataset
+from salt.data.patches import TTA_MODES, PatchSettings, WholeImageDataset
 from salt.inference.loading import load_trained
 from salt.metrics import MetricAccumulator
-from salt.model.sliding import sliding_window_logits
+from salt.model.sliding import FLIPS, sliding_window_logits
 from salt.peft import merge
 
 log = logging.getLogger("bench_sliding_window")
@@ -71,6 +71,13 @@ def main() -> None:
         choices=["32-true", "bf16-mixed"],
         help="forward passes in float32 and/or under bf16 autocast (as trainer.precision / predict.py precision)",
     )
+    parser.add_argument(
+        "--tta",
+        nargs="+",
+        default=None,
+        choices=list(TTA_MODES),
+        help="test-time flips (patch.tta; default: the run's): each runs the sliding window once per flip",
+    )
     parser.add_argument("--images", type=int, default=0, help="use the first N images (0: all)")
     parser.add_argument("--threads", type=int, default=2, help="torch threads")
     args = parser.parse_args()
@@ -109,16 +116,18 @@ def main() -> None:
         args.threads,
     )
     header = (
-        f"{'overlap':>7} {'sw_batch':>8} {'windows':>7} {'s/image':>8} {'encoder':>7} {'Dice':>7} {'HD95':>7}"
+        f"{'precision':>10} {'tta':>5} {'overlap':>7} {'sw_batch':>8} {'windows':>7} {'s/image':>8} "
+        f"{'encoder':>7} {'Dice':>7} {'HD95':>7}"
     )
     rows = [header]
     cases = [
-        (precision, sw_batch, overlap)
+        (precision, tta, sw_batch, overlap)
         for precision in args.precisions
+        for tta in args.tta or [settings.tta]
         for sw_batch in args.sw_batch_sizes or [settings.sw_batch_size]
         for overlap in args.overlaps
     ]
-    for precision, sw_batch, overlap in cases:
+    for precision, tta, sw_batch, overlap in cases:
         bf16 = precision == "bf16-mixed"
         seconds, encoder_share, windows = [], [], []
         accumulator = MetricAccumulator()
@@ -129,13 +138,13 @@ def main() -> None:
                 clock.seconds = 0.0
             start = time.perf_counter()
             with torch.no_grad(), torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
-                logits = sliding_window_logits(model, images, window, overlap, settings.blend, sw_batch)
+                logits = sliding_window_logits(model, images, window, overlap, settings.blend, sw_batch, tta)
             logits = logits.float()
             elapsed = time.perf_counter() - start
             if index > 0 or count == 1:  # the first image warms up the allocator and caches
                 seconds.append(elapsed)
                 encoder_share.append(clock.seconds / elapsed if clock is not None else float("nan"))
-            windows.append(_windows(*images.shape[-2:], window, overlap))
+            windows.append(_windows(*images.shape[-2:], window, overlap) * len(FLIPS[tta]))  # every pass
             original = data.original(index)
             prob = data.to_original(torch.sigmoid(logits[0]), index)
             accumulator.add(
@@ -147,7 +156,7 @@ def main() -> None:
             )
         summary = accumulator.summary()
         rows.append(
-            f"{precision:>10} {overlap:>7.2f} {sw_batch:>8d} {statistics.mean(windows):>7.1f} "
+            f"{precision:>10} {tta:>5} {overlap:>7.2f} {sw_batch:>8d} {statistics.mean(windows):>7.1f} "
             f"{statistics.median(seconds):>8.2f} {100 * statistics.mean(encoder_share):>6.0f}% "
             f"{summary['dice_mean']:>7.4f} {summary['hd95_mean']:>7.2f}"
         )

@@ -37,6 +37,7 @@ log = logging.getLogger(__name__)
 
 BLEND_MODES = ("gaussian", "constant")
 NORMALIZE_MODES = ("window", "image")
+TTA_MODES = ("none", "hflip", "flips")
 
 
 @dataclass(frozen=True)
@@ -55,6 +56,9 @@ class PatchSettings:
             each window by its own range); ``image``: a min-max backbone's range is taken over the whole image,
             the same at training and inference (mean/std backbones normalise by constants, where the two are
             the same, so they take ``window`` only).
+        tta: test-time flips of the whole image at inference (the sliding window runs once per flip and the
+            logits, flipped back, are averaged): ``none``; ``hflip`` (2 passes: as is, left-right);
+            ``flips`` (4 passes: as is, left-right, up-down, both), as nnU-Net's mirroring.
     """
 
     scale: float = 1.0
@@ -64,6 +68,7 @@ class PatchSettings:
     blend: str = "gaussian"
     sw_batch_size: int = 8
     normalize: str = "window"
+    tta: str = "none"
 
     @classmethod
     def from_config(cls, cfg: Mapping[str, Any]) -> PatchSettings:
@@ -93,6 +98,7 @@ class PatchSettings:
             ("blend", settings.blend in BLEND_MODES, f"one of {', '.join(BLEND_MODES)}"),
             ("sw_batch_size", _is_int(settings.sw_batch_size) and settings.sw_batch_size >= 1, "an int >= 1"),
             ("normalize", settings.normalize in NORMALIZE_MODES, f"one of {', '.join(NORMALIZE_MODES)}"),
+            ("tta", settings.tta in TTA_MODES, f"one of {', '.join(TTA_MODES)}"),
         ]
         for key, ok, expected in checks:
             if not ok:

@@ -25,6 +25,7 @@ from salt.export.graph import INPUT_NAMES, OUTPUT_NAMES, ExportedSegmenter
 from salt.inference.loading import load_trained
 from salt.model.backbones import backbone
 from salt.model.segmenter import SamSegmenter
+from salt.model.sliding import FLIPS
 from salt.peft import merge
 from salt.peft.registry import method_class
 
@@ -155,12 +156,21 @@ def describe(
             "scale": patch["scale"],
             "overlap": patch["overlap"],
             "blend": patch["blend"],
+            "tta": patch.get("tta", "none"),
             "gaussian_sigma": "0.125 x window (MONAI's sliding_window_inference default)",
             "padding": "an image smaller than a window is zero-padded symmetrically, then cropped back",
             "rule": "windows step by window x (1 - overlap) in each direction, the last one flush with the "
             "border; overlapping logits are averaged with the blend weights (monai.inferers."
             "sliding_window_inference does exactly this)",
         }
+        flips = FLIPS[patch.get("tta", "none")]
+        if len(flips) > 1:
+            named = {(): "as is", (-1,): "left-right", (-2,): "up-down", (-2, -1): "both"}
+            info["sliding_window"]["tta_rule"] = (
+                f"run the whole sliding window on {len(flips)} versions of the image ("
+                + ", ".join(named[d] for d in flips)
+                + "), flip each result back and average the logits"
+            )
         info["postprocessing"] = (
             "blend the windows' logits over the rescaled image, then sigmoid; resize to the original size; "
             "class c is present where probabilities[:, c] > threshold"

@@ -21,9 +21,11 @@ from tqdm import tqdm
 
 from salt.checks import pixel_spacing, positive_int, probability_threshold
 from salt.data.datamodule import VesselDataModule
+from salt.data.patches import TTA_MODES
 from salt.data.prompts import check_prompt_options
+from salt.errors import ConfigError
 from salt.inference.evaluation import ROW_KEY, evaluate_batch, whole_image_logits
-from salt.inference.loading import load_trained, pick_device
+from salt.inference.loading import autocast_dtype, load_trained, pick_device
 from salt.inference.outputs import parameter_report, report, run_info, write_results
 from salt.metrics import MetricAccumulator
 
@@ -53,6 +55,7 @@ def score_loader(
     device: torch.device,
     overlay_dir: Path | None = None,
     mask_dir: Path | None = None,
+    dtype: torch.dtype | None = None,
 ) -> list[dict]:
     """Score every image of ``loader`` with ``model``, as training's test step does.
 
@@ -68,6 +71,7 @@ def score_loader(
         device: where the network runs.
         overlay_dir: where overlays go (None: none are written).
         mask_dir: where each case's predicted mask PNG goes (None: none are written).
+        dtype: the autocast dtype of the forward passes (None: float32).
 
     Returns:
         The rows of :meth:`MetricAccumulator.add`, sorted by resolution, name and class.
@@ -80,7 +84,9 @@ def score_loader(
     with torch.inference_mode():
         for batch in tqdm(loader, desc="eval", unit="batch"):
             batch = move_data_to_device(batch, device)
-            logits = whole_image_logits(model, batch, patch, int(run_cfg["dataset"]["img_size"])).float()
+            with torch.autocast(device.type, dtype=dtype, enabled=dtype is not None):
+                logits = whole_image_logits(model, batch, patch, int(run_cfg["dataset"]["img_size"]))
+            logits = logits.float()
             evaluate_batch(
                 logits,
                 batch,
@@ -110,16 +116,42 @@ def evaluate(cfg: DictConfig) -> dict:
     eval_cfg = OmegaConf.to_container(cfg.eval, resolve=True)
     threshold = probability_threshold("eval.threshold", eval_cfg["threshold"])
     device = pick_device(str(cfg.device))
+    precision = str(cfg.get("precision", "32-true"))
+    dtype = autocast_dtype(precision, device)
+    tta = eval_cfg.pop("tta", None)
+    if tta is not None and tta not in TTA_MODES:
+        raise ConfigError(
+            f"eval.tta={tta!r}: expected null (the run's patch.tta) or one of {', '.join(TTA_MODES)}"
+        )
     run = load_trained(cfg.ckpt, cfg.get("base_checkpoint"), dataset, given=cfg)
     run_cfg = run.config
+    if tta is not None:
+        if not run_cfg.get("patch"):
+            raise ConfigError(
+                f"eval.tta={tta}: test-time flips belong to the sliding window of a patch-mode run; "
+                f"{cfg.ckpt} was trained in resized mode"
+            )
+        # What runs is what metrics.json records: the run's patch settings with this evaluation's flips.
+        run_cfg["patch"] = {**run_cfg["patch"], "tta": tta}
     size = run_cfg["dataset"]["img_size"]
-    if configured_size is not None and configured_size != size:
+    if configured_size is not None and configured_size != size and not run_cfg.get("patch"):
         log.info(
             "%s: images resized to %d x %d, the network's input size (the data set's img_size %s is for training)",
             run_cfg["dataset"]["name"],
             size,
             size,
             configured_size,
+        )
+    if run_cfg.get("patch"):
+        patch = run_cfg["patch"]
+        log.info(
+            "patch mode: whole images at scale %g through a %d px sliding window (overlap %g, %s blending, "
+            "test-time flips: %s)",
+            patch["scale"],
+            size,
+            patch["overlap"],
+            patch["blend"],
+            patch.get("tta", "none"),
         )
     prompt = eval_prompt(run_cfg, OmegaConf.to_container(cfg.prompt, resolve=True) if "prompt" in cfg else {})
     check_prompt_options(prompt)
@@ -134,7 +166,7 @@ def evaluate(cfg: DictConfig) -> dict:
     datamodule.prepare_data()
     datamodule.setup("test")
     # The evaluation's settings replace the run's in the configuration metrics.json records.
-    run_cfg["eval"] = {**run_cfg.get("eval", {}), **eval_cfg}
+    run_cfg["eval"] = {**run_cfg.get("eval", {}), **eval_cfg, "precision": precision}
     rows = score_loader(
         run.model,
         datamodule.test_dataloader(),
@@ -144,6 +176,7 @@ def evaluate(cfg: DictConfig) -> dict:
         device,
         overlay_dir=out_dir / "overlays",
         mask_dir=out_dir / "masks" if eval_cfg.get("masks") else None,
+        dtype=dtype,
     )
     params = parameter_report(run.model, run_cfg)
     info = run_info("eval", run_cfg, str(cfg.split), str(cfg.ckpt), run.build_info, params, prompt)

@@ -40,8 +40,8 @@ def whole_image_logits(model: nn.Module, batch: Mapping, patch: Mapping | None, 
         model: the network.
         batch: a collated batch (``image`` and any prompts).
         patch: the run's ``patch`` config: a sliding window of side ``window`` over each image, blended as it
-            says (``overlap``, ``blend``, ``sw_batch_size``); None: one forward pass of the ``(B, 3, S, S)``
-            input (resized mode).
+            says (``overlap``, ``blend``, ``sw_batch_size``, test-time flips ``tta``: none when absent); None:
+            one forward pass of the ``(B, 3, S, S)`` input (resized mode).
         window: the network's input side ``S``.
     """
     if patch is None:
@@ -53,6 +53,7 @@ def whole_image_logits(model: nn.Module, batch: Mapping, patch: Mapping | None, 
         overlap=float(patch["overlap"]),
         blend=str(patch["blend"]),
         sw_batch_size=int(patch["sw_batch_size"]),
+        tta=str(patch.get("tta", "none")),
     )
 
 

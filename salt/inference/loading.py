@@ -225,6 +225,29 @@ def pick_device(name: str, key: str = "device") -> torch.device:
         raise ConfigError(f"{key}={name!r}: expected auto, cpu or cuda") from None
 
 
+# Mixed precision by the trainer's names: the autocast dtype of the model's forward pass (None: float32).
+PRECISIONS: dict[str, torch.dtype | None] = {
+    "32-true": None,
+    "bf16-mixed": torch.bfloat16,
+    "16-mixed": torch.float16,
+}
+
+
+def autocast_dtype(precision: str, device: torch.device) -> torch.dtype | None:
+    """The autocast dtype for ``precision`` (``32-true``, ``bf16-mixed``, ``16-mixed``) on ``device``.
+
+    Raises:
+        ConfigError: an unknown precision, or ``16-mixed`` off a CUDA device.
+    """
+    if precision not in PRECISIONS:
+        raise ConfigError(f"precision={precision!r}: expected one of {', '.join(PRECISIONS)}")
+    if precision == "16-mixed" and device.type != "cuda":
+        raise ConfigError(
+            f"precision={precision}: float16 autocast needs a CUDA device (got {device}); use bf16-mixed"
+        )
+    return PRECISIONS[precision]
+
+
 def load_trained(
     ckpt: str | Path,
     base_checkpoint: str | None = None,

@@ -24,7 +24,7 @@ from salt.data.reading import read_image, volume_shape, write_volume_like
 from salt.data.transforms import fit_to_square, to_model_coords, to_original
 from salt.errors import ConfigError
 from salt.inference.evaluation import label_image
-from salt.inference.loading import load_trained, pick_device
+from salt.inference.loading import autocast_dtype, load_trained, pick_device
 from salt.model.sliding import sliding_window_logits
 from salt.peft import merge
 from salt.viz import ShownPrompts, save_overlay
@@ -259,6 +259,7 @@ class _Writer:
                 overlap=patch.overlap,
                 blend=patch.blend,
                 sw_batch_size=patch.sw_batch_size,
+                tta=patch.tta,
             )
             prob = torch.sigmoid(logits.float()).cpu()[0]  # (C, H', W')
         self.model_seconds += time.perf_counter() - start
@@ -318,29 +319,6 @@ class _Writer:
                 write_volume_like(volume.source, per_class[c].astype(np.uint8), target)
         volume.labels.clear()
         volume.classes.clear()
-
-
-# Mixed precision by the trainer's names: the autocast dtype of the model's forward pass (None: float32).
-PRECISIONS: dict[str, torch.dtype | None] = {
-    "32-true": None,
-    "bf16-mixed": torch.bfloat16,
-    "16-mixed": torch.float16,
-}
-
-
-def autocast_dtype(precision: str, device: torch.device) -> torch.dtype | None:
-    """The autocast dtype for ``precision`` (``32-true``, ``bf16-mixed``, ``16-mixed``) on ``device``.
-
-    Raises:
-        ConfigError: an unknown precision, or ``16-mixed`` off a CUDA device.
-    """
-    if precision not in PRECISIONS:
-        raise ConfigError(f"precision={precision!r}: expected one of {', '.join(PRECISIONS)}")
-    if precision == "16-mixed" and device.type != "cuda":
-        raise ConfigError(
-            f"precision={precision}: float16 autocast needs a CUDA device (got {device}); use bf16-mixed"
-        )
-    return PRECISIONS[precision]
 
 
 def _shapes(item: _Plane) -> tuple:

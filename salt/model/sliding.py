@@ -11,6 +11,13 @@ from torch import nn
 
 from salt.model.normalize import MinMaxNormalize
 
+# Test-time flips (``patch.tta``): the dimensions of a ``(B, C, H, W)`` image each pass flips (() = as is).
+FLIPS: dict[str, tuple[tuple[int, ...], ...]] = {
+    "none": ((),),
+    "hflip": ((), (-1,)),
+    "flips": ((), (-1,), (-2,), (-2, -1)),
+}
+
 
 def sliding_window_logits(
     predictor: Callable[[torch.Tensor], torch.Tensor],
@@ -19,6 +26,7 @@ def sliding_window_logits(
     overlap: float,
     blend: str,
     sw_batch_size: int,
+    tta: str = "none",
 ) -> torch.Tensor:
     """Logits ``(B, C, H, W)`` of whole images ``(B, 3, H, W)`` from a network of input side ``window``.
 
@@ -26,17 +34,30 @@ def sliding_window_logits(
     ``predictor`` at once, and overlapping logits are averaged with ``blend`` weights (``gaussian``:
     centre-weighted, ``constant``: plain mean). An image smaller than a window is padded with zeros and the
     padding cropped off again. An image of exactly one window gives ``predictor``'s output unchanged.
+
+    ``tta`` (a key of :data:`FLIPS`) runs the whole sliding window once per flip of the image and averages
+    the logits, each flipped back; ``none`` is one pass.
+
+    Raises:
+        ValueError: an unknown ``tta``.
     """
-    return sliding_window_inference(
-        images,
-        roi_size=(window, window),
-        sw_batch_size=sw_batch_size,
-        predictor=predictor,
-        overlap=overlap,
-        mode=blend,
-        padding_mode="constant",
-        cval=0.0,
-    )
+    if tta not in FLIPS:
+        raise ValueError(f"patch.tta={tta!r} must be one of {', '.join(FLIPS)}")
+    total = None
+    for dims in FLIPS[tta]:
+        logits = sliding_window_inference(
+            images.flip(dims) if dims else images,
+            roi_size=(window, window),
+            sw_batch_size=sw_batch_size,
+            predictor=predictor,
+            overlap=overlap,
+            mode=blend,
+            padding_mode="constant",
+            cval=0.0,
+        )
+        logits = logits.flip(dims) if dims else logits
+        total = logits if total is None else total + logits
+    return total / len(FLIPS[tta]) if len(FLIPS[tta]) > 1 else total
 
 
 class ImageRangeScale(nn.Module):

@@ -106,10 +106,12 @@ class SegmentationModule(L.LightningModule):
         """Logits of a batch, with the box or point prompts it carries (``salt.data.prompts``)."""
         return batch_logits(self, batch)
 
-    def whole_image_logits(self, batch: dict) -> torch.Tensor:
+    def whole_image_logits(self, batch: dict, tta: bool = True) -> torch.Tensor:
         """Logits ``(B, C, H, W)`` of a batch of whole images: a sliding window of the model's input side in
-        patch mode, one forward pass of the ``(B, 3, S, S)`` input otherwise."""
-        return whole_image_logits(self, batch, self.patch, int(self.cfg["dataset"]["img_size"]))
+        patch mode, one forward pass of the ``(B, 3, S, S)`` input otherwise. ``tta=False`` drops the
+        test-time flips of ``patch.tta`` (validation only ranks checkpoints, as nnU-Net's does)."""
+        patch = self.patch if tta or not self.patch else {**self.patch, "tta": "none"}
+        return whole_image_logits(self, batch, patch, int(self.cfg["dataset"]["img_size"]))
 
     def trainable_names(self) -> set[str]:
         """State-dict keys of the trainable tensors (what a checkpoint stores)."""
@@ -169,7 +171,7 @@ class SegmentationModule(L.LightningModule):
         self._val = MetricAccumulator(key=ROW_KEY)
 
     def validation_step(self, batch: dict, batch_idx: int) -> None:
-        logits = self.whole_image_logits(batch)
+        logits = self.whole_image_logits(batch, tta=False)
         loss = self.loss(logits, batch)
         self.log("val/loss", loss, on_epoch=True, sync_dist=True, batch_size=len(logits))
         evaluate_batch(logits.float(), batch, self.threshold, self._val, class_names=self.class_names)

@@ -138,6 +138,45 @@ def test_a_sliding_window_covers_every_pixel_with_blended_windows(tmp_path: Path
     torch.testing.assert_close(module.whole_image_logits({"image": image}), image[:, :1])
 
 
+class Ramp(torch.nn.Module):
+    """Logits = the input's first channel times ``row + col`` (each in [0, 1] across the window): a network that
+    is not flip-equivariant, so each test-time flip changes its output in a known way."""
+
+    def forward(self, images: torch.Tensor) -> torch.Tensor:
+        side = torch.linspace(0, 1, images.shape[-1])
+        return images[:, :1] * (side[:, None] + side[None, :])
+
+
+@pytest.mark.parametrize(
+    ("tta", "weight"),
+    [
+        ("none", lambda r, c: r + c),
+        ("hflip", lambda r, c: r + 0.5),  # c and its left-right mirror 1 - c average to 1/2
+        ("flips", lambda r, c: torch.ones_like(r + c)),  # both averaged: 1/2 + 1/2
+    ],
+)
+def test_test_time_flips_average_the_flipped_back_logits(tmp_path: Path, tta: str, weight) -> None:
+    cfg = config(write_set(tmp_path / "set", size=(SIZE, SIZE)), "model=sam_tiny", f"patch.tta={tta}")
+    module = SegmentationModule(cfg)
+    module.model = Ramp()
+    image = torch.rand(1, 3, SIZE, SIZE, generator=torch.Generator().manual_seed(0))
+    side = torch.linspace(0, 1, SIZE)
+    expected = image[:, :1] * weight(side[:, None], side[None, :])
+    torch.testing.assert_close(module.whole_image_logits({"image": image}), expected)
+    # validation ranks checkpoints without the flips
+    plain = image[:, :1] * (side[:, None] + side[None, :])
+    torch.testing.assert_close(module.whole_image_logits({"image": image}, tta=False), plain)
+
+
+def test_test_time_flips_are_undone_over_many_windows(tmp_path: Path) -> None:
+    # A network that looks at each pixel alone gives the image back through any flips, if each is undone.
+    cfg = config(write_set(tmp_path / "set"), "model=sam_tiny", "patch.overlap=0.25", "patch.tta=flips")
+    module = SegmentationModule(cfg)
+    module.model = FirstChannel()
+    image = torch.rand(1, 3, 150, 110, generator=torch.Generator().manual_seed(0))
+    torch.testing.assert_close(module.whole_image_logits({"image": image}), image[:, :1])
+
+
 def test_image_normalisation_replaces_the_min_max_normaliser_only(tmp_path: Path) -> None:
     root = write_set(tmp_path / "set")
     lite = SegmentationModule(config(root, "model=sam_tiny"))
@@ -162,6 +201,7 @@ def test_image_normalisation_on_litemedsam(tmp_path: Path) -> None:
         (["prompt=box"], r"prompt=box: patch mode takes class prompts only"),
         (["prompt=class+point"], r"prompt=class\+point: patch mode takes class prompts only"),
         (["patch.overlap=1"], r"patch\.overlap=1 must be in \[0, 1\)"),
+        (["patch.tta=mirror"], r"patch\.tta='mirror' must be one of none, hflip, flips"),
     ],
 )
 def test_patch_settings_that_cannot_run_are_refused(
@@ -181,6 +221,7 @@ def patch_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
         "patch=native",
         "patch.windows_per_epoch=8",
         "trainer.check_val_every_n_epoch=2",  # as the DRIVE recipe: no validation after the first epoch
+        "patch.tta=hflip",  # test, eval.py and predict.py run each image as is and mirrored
     )
     proc = run_script("train.py", *overrides)
     assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-3000:]
@@ -200,7 +241,7 @@ def test_epochs_without_validation_keep_the_best_checkpoint_without_a_warning(pa
 @pytest.mark.slow
 def test_eval_and_predict_of_a_patch_run_use_its_sliding_window(patch_run: Path, tmp_path: Path) -> None:
     trained = json.loads((patch_run / "metrics.json").read_text())
-    assert trained["config"]["patch"]["overlap"] == 0.5
+    assert trained["config"]["patch"]["overlap"] == 0.5 and trained["config"]["patch"]["tta"] == "hflip"
     proc = run_script(
         "eval.py", f"ckpt={patch_run}", "split=test", "eval.masks=true", f"hydra.run.dir={tmp_path / 'eval'}"
     )
@@ -239,3 +280,19 @@ def test_export_of_a_patch_run_records_its_sliding_window(patch_run: Path, tmp_p
         "gaussian",
     )
     assert sidecar["inputs"][0]["shape"] == ["batch", 3, 64, 64]
+    assert window["tta"] == "hflip"
+    assert "on 2 versions of the image (as is, left-right)" in window["tta_rule"]
+
+
+@pytest.mark.slow
+def test_eval_tta_replaces_the_runs_flips_and_is_recorded(patch_run: Path, tmp_path: Path) -> None:
+    trained = json.loads((patch_run / "metrics.json").read_text())
+    proc = run_script(
+        "eval.py", f"ckpt={patch_run}", "split=test", "eval.tta=none", f"hydra.run.dir={tmp_path}"
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    evaluated = json.loads((tmp_path / "metrics.json").read_text())
+    assert evaluated["config"]["patch"]["tta"] == "none"
+    assert "tta" not in evaluated["config"]["eval"]
+    # one pass instead of the mean of two gives other probabilities
+    assert evaluated["mean_original"]["dice"] != trained["mean_original"]["dice"]
