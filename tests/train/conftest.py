@@ -9,6 +9,7 @@ import sys
 from pathlib import Path
 
 import pytest
+import torch
 
 from tests.conftest import THREADS, shared_once, training_allowed
 
@@ -72,3 +73,17 @@ def smoke_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
         return run_dir
 
     return shared_once(tmp_path_factory, "smoke", make)
+
+
+def spy_autocast(module: object, monkeypatch: pytest.MonkeyPatch) -> list[tuple]:
+    """Record ``(device_type, dtype, enabled)`` of every ``torch.autocast`` that ``module`` opens (it still opens
+    the real one); returns the list the calls are appended to."""
+    used: list[tuple] = []
+    real = torch.autocast
+
+    def spy(device_type: str, dtype: torch.dtype | None = None, enabled: bool = True) -> torch.autocast:
+        used.append((device_type, dtype, enabled))
+        return real(device_type, dtype=dtype, enabled=enabled)
+
+    monkeypatch.setattr(module.torch, "autocast", spy)
+    return used

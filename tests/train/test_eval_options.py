@@ -11,7 +11,7 @@ import torch
 from hydra import compose, initialize_config_dir
 
 from salt.inference import evaluate as evaluate_module
-from tests.train.conftest import run_script
+from tests.train.conftest import run_script, spy_autocast
 
 CONFIGS = Path(__file__).resolve().parents[2] / "configs"
 
@@ -26,14 +26,7 @@ def _evaluate(run: Path, out: Path, *overrides: str) -> dict:
 def test_bf16_evaluation_runs_under_autocast_and_is_recorded(
     smoke_run: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    used: list[tuple] = []
-    real = torch.autocast
-
-    def spy(device_type: str, dtype: torch.dtype | None = None, enabled: bool = True) -> torch.autocast:
-        used.append((device_type, dtype, enabled))
-        return real(device_type, dtype=dtype, enabled=enabled)
-
-    monkeypatch.setattr(evaluate_module.torch, "autocast", spy)
+    used = spy_autocast(evaluate_module, monkeypatch)
     fp32 = _evaluate(smoke_run, tmp_path / "fp32")
     assert used and all(not enabled for _, _, enabled in used)
     used.clear()

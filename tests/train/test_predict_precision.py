@@ -11,7 +11,7 @@ from omegaconf import OmegaConf
 from PIL import Image
 
 from salt.inference import predict as predict_module
-from tests.train.conftest import run_script
+from tests.train.conftest import run_script, spy_autocast
 
 
 def _config(run: Path, images: Path, out: Path, precision: str) -> OmegaConf:
@@ -35,14 +35,7 @@ def test_bf16_autocast_runs_and_keeps_the_masks(
     smoke_run: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     images = smoke_run.parent / "synthetic" / "images"
-    used: list[tuple] = []
-    real = torch.autocast
-
-    def spy(device_type: str, dtype: torch.dtype | None = None, enabled: bool = True) -> torch.autocast:
-        used.append((device_type, dtype, enabled))
-        return real(device_type, dtype=dtype, enabled=enabled)
-
-    monkeypatch.setattr(predict_module.torch, "autocast", spy)
+    used = spy_autocast(predict_module, monkeypatch)
     predict_module.predict(_config(smoke_run, images, tmp_path / "fp32", "32-true"))
     assert used and all(not enabled for _, _, enabled in used)
     used.clear()
