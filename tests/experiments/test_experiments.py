@@ -48,7 +48,7 @@ RUN_COUNTS = {
     "table1_sam2": 60,
     "table1_sam2_reduced": 8,
     "dias_real": 9,
-    "drive_real_table": 24,
+    "drive_real_table": 27,
 }
 # Experiments that are one run (`python train.py experiment=<name>` trains it), not a sweep.
 SINGLE_RUNS = ("drive_real",)
