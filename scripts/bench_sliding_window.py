@@ -22,10 +22,10 @@ import time
 import torch
 
 from salt.data import VesselDataset
-from salt.data.patches import TTA_MODES, PatchSettings, WholeImageDataset
+from salt.data.patches import TTA_FLIPS, TTA_MODES, PatchSettings, WholeImageDataset
 from salt.inference.loading import load_trained
 from salt.metrics import MetricAccumulator
-from salt.model.sliding import FLIPS, sliding_window_logits
+from salt.model.sliding import sliding_window_logits
 from salt.peft import merge
 
 log = logging.getLogger("bench_sliding_window")
@@ -144,7 +144,7 @@ def main() -> None:
             if index > 0 or count == 1:  # the first image warms up the allocator and caches
                 seconds.append(elapsed)
                 encoder_share.append(clock.seconds / elapsed if clock is not None else float("nan"))
-            windows.append(_windows(*images.shape[-2:], window, overlap) * len(FLIPS[tta]))  # every pass
+            windows.append(_windows(*images.shape[-2:], window, overlap) * len(TTA_FLIPS[tta]))  # every pass
             original = data.original(index)
             prob = data.to_original(torch.sigmoid(logits[0]), index)
             accumulator.add(

@@ -37,7 +37,13 @@ log = logging.getLogger(__name__)
 
 BLEND_MODES = ("gaussian", "constant")
 NORMALIZE_MODES = ("window", "image")
-TTA_MODES = ("none", "hflip", "flips")
+# Test-time flips (``patch.tta``): the dimensions of a ``(B, C, H, W)`` image each pass flips (() = as is).
+TTA_FLIPS: dict[str, tuple[tuple[int, ...], ...]] = {
+    "none": ((),),
+    "hflip": ((), (-1,)),
+    "flips": ((), (-1,), (-2,), (-2, -1)),
+}
+TTA_MODES = tuple(TTA_FLIPS)
 
 
 @dataclass(frozen=True)

@@ -20,12 +20,12 @@ import torch
 from omegaconf import DictConfig
 
 from salt.checks import check_output, probability_threshold
+from salt.data.patches import TTA_FLIPS
 from salt.errors import ConfigError
 from salt.export.graph import INPUT_NAMES, OUTPUT_NAMES, ExportedSegmenter
 from salt.inference.loading import load_trained
 from salt.model.backbones import backbone
 from salt.model.segmenter import SamSegmenter
-from salt.model.sliding import FLIPS
 from salt.peft import merge
 from salt.peft.registry import method_class
 
@@ -144,6 +144,7 @@ def describe(
     }
     patch = run_cfg.get("patch")
     if patch:
+        tta = patch.get("tta", "none")  # runs recorded before test-time flips existed had none
         info["preprocessing"]["resize"] = {
             "mode": "patch",
             "rule": f"rescale the image by {patch['scale']} (area averaging when shrinking, bilinear when "
@@ -156,14 +157,14 @@ def describe(
             "scale": patch["scale"],
             "overlap": patch["overlap"],
             "blend": patch["blend"],
-            "tta": patch.get("tta", "none"),
+            "tta": tta,
             "gaussian_sigma": "0.125 x window (MONAI's sliding_window_inference default)",
             "padding": "an image smaller than a window is zero-padded symmetrically, then cropped back",
             "rule": "windows step by window x (1 - overlap) in each direction, the last one flush with the "
             "border; overlapping logits are averaged with the blend weights (monai.inferers."
             "sliding_window_inference does exactly this)",
         }
-        flips = FLIPS[patch.get("tta", "none")]
+        flips = TTA_FLIPS[tta]
         if len(flips) > 1:
             named = {(): "as is", (-1,): "left-right", (-2,): "up-down", (-2, -1): "both"}
             info["sliding_window"]["tta_rule"] = (

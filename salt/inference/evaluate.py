@@ -134,16 +134,8 @@ def evaluate(cfg: DictConfig) -> dict:
         # What runs is what metrics.json records: the run's patch settings with this evaluation's flips.
         run_cfg["patch"] = {**run_cfg["patch"], "tta": tta}
     size = run_cfg["dataset"]["img_size"]
-    if configured_size is not None and configured_size != size and not run_cfg.get("patch"):
-        log.info(
-            "%s: images resized to %d x %d, the network's input size (the data set's img_size %s is for training)",
-            run_cfg["dataset"]["name"],
-            size,
-            size,
-            configured_size,
-        )
-    if run_cfg.get("patch"):
-        patch = run_cfg["patch"]
+    patch = run_cfg.get("patch")
+    if patch:
         log.info(
             "patch mode: whole images at scale %g through a %d px sliding window (overlap %g, %s blending, "
             "test-time flips: %s)",
@@ -153,6 +145,14 @@ def evaluate(cfg: DictConfig) -> dict:
             patch["blend"],
             patch.get("tta", "none"),
         )
+    elif configured_size is not None and configured_size != size:
+        log.info(
+            "%s: images resized to %d x %d, the network's input size (the data set's img_size %s is for training)",
+            run_cfg["dataset"]["name"],
+            size,
+            size,
+            configured_size,
+        )
     prompt = eval_prompt(run_cfg, OmegaConf.to_container(cfg.prompt, resolve=True) if "prompt" in cfg else {})
     check_prompt_options(prompt)
     datamodule = VesselDataModule(
@@ -161,7 +161,7 @@ def evaluate(cfg: DictConfig) -> dict:
         num_workers=0,
         test_split=str(cfg.split),
         prompt=prompt,
-        patch=run_cfg.get("patch"),
+        patch=patch,
     )
     datamodule.prepare_data()
     datamodule.setup("test")

@@ -9,14 +9,8 @@ import torch
 from monai.inferers import sliding_window_inference
 from torch import nn
 
+from salt.data.patches import TTA_FLIPS
 from salt.model.normalize import MinMaxNormalize
-
-# Test-time flips (``patch.tta``): the dimensions of a ``(B, C, H, W)`` image each pass flips (() = as is).
-FLIPS: dict[str, tuple[tuple[int, ...], ...]] = {
-    "none": ((),),
-    "hflip": ((), (-1,)),
-    "flips": ((), (-1,), (-2,), (-2, -1)),
-}
 
 
 def sliding_window_logits(
@@ -35,16 +29,16 @@ def sliding_window_logits(
     centre-weighted, ``constant``: plain mean). An image smaller than a window is padded with zeros and the
     padding cropped off again. An image of exactly one window gives ``predictor``'s output unchanged.
 
-    ``tta`` (a key of :data:`FLIPS`) runs the whole sliding window once per flip of the image and averages
-    the logits, each flipped back; ``none`` is one pass.
+    ``tta`` (a key of :data:`salt.data.patches.TTA_FLIPS`) runs the whole sliding window once per flip of the
+    image and averages the logits, each flipped back; ``none`` is one pass.
 
     Raises:
         ValueError: an unknown ``tta``.
     """
-    if tta not in FLIPS:
-        raise ValueError(f"patch.tta={tta!r} must be one of {', '.join(FLIPS)}")
+    if tta not in TTA_FLIPS:
+        raise ValueError(f"patch.tta={tta!r} must be one of {', '.join(TTA_FLIPS)}")
     total = None
-    for dims in FLIPS[tta]:
+    for dims in TTA_FLIPS[tta]:
         logits = sliding_window_inference(
             images.flip(dims) if dims else images,
             roi_size=(window, window),
@@ -57,7 +51,7 @@ def sliding_window_logits(
         )
         logits = logits.flip(dims) if dims else logits
         total = logits if total is None else total + logits
-    return total / len(FLIPS[tta]) if len(FLIPS[tta]) > 1 else total
+    return total / len(TTA_FLIPS[tta]) if len(TTA_FLIPS[tta]) > 1 else total
 
 
 class ImageRangeScale(nn.Module):
