@@ -189,3 +189,14 @@ def test_eval_takes_a_dataset_group(dataset: str) -> None:
 def test_experiment_files_start_with_package_global() -> None:
     for path in (CONFIGS / "experiment").glob("*.yaml"):
         assert path.read_text().splitlines()[0] == "# @package _global_", path.name
+
+
+@pytest.mark.parametrize("model", ["deeplabv3plus", "segformer"])
+def test_a_network_argument_the_library_would_drop_is_refused(model: str) -> None:
+    # segmentation-models-pytorch takes **kwargs and drops them for its own encoders: a misspelt key would
+    # otherwise build the default network without a word.
+    cfg = _compose("train", [f"model={model}", "+model.net.decoder_chanels=16"])
+    with pytest.raises(
+        ConfigError, match=r"^model.net: segmentation_models_pytorch\.\w+ takes no argument decoder_chanels "
+    ):
+        build_network(cfg)

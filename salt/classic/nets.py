@@ -6,9 +6,11 @@ Every other classic network is its library class itself, named by ``net._target_
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import inspect
+from collections.abc import Mapping, Sequence
 from typing import Any
 
+from hydra.utils import get_class
 from monai.networks.nets import UNETR, RegUNet
 from torch import nn
 
@@ -34,3 +36,21 @@ def regunet(extract_levels: Sequence[int] | None = None, **kwargs: Any) -> RegUN
     ``2 ** depth``.
     """
     return RegUNet(**kwargs, extract_levels=tuple(extract_levels) if extract_levels else None)
+
+
+def dropped_arguments(net_cfg: Mapping[str, Any]) -> list[str]:
+    """The keys of a ``net`` config that its class would take and then ignore (none for most classes).
+
+    segmentation-models-pytorch's architectures take ``**kwargs`` and hand them to their encoder builder,
+    which passes them on to a timm encoder (``encoder_name: tu-...``: timm checks them) and drops them for
+    every other encoder, so a misspelt ``model.net.decoder_chanels`` would build the default network. Any
+    other class is left to its own signature check.
+    """
+    target = net_cfg.get("_target_")
+    if not isinstance(target, str) or not target.startswith("segmentation_models_pytorch."):
+        return []
+    if str(net_cfg.get("encoder_name", "")).startswith("tu-"):
+        return []
+    params = inspect.signature(get_class(target).__init__).parameters
+    named = {n for n, p in params.items() if p.kind not in (p.VAR_KEYWORD, p.VAR_POSITIONAL)}
+    return sorted(k for k in net_cfg if not k.startswith("_") and k not in named)

@@ -20,6 +20,7 @@ from omegaconf import DictConfig, OmegaConf
 from torch import nn
 
 from salt import CONFIG_DIR
+from salt.classic.nets import dropped_arguments
 from salt.errors import ConfigError, UserError
 from salt.model import BackboneError, SamSegmenter, backbone, set_trainable
 from salt.peft import adapter_ranks, inject_from_config, injections
@@ -94,6 +95,12 @@ def _instantiate(model_cfg: Mapping, checkpoint: str | None) -> nn.Module:
     args = {k: v for k, v in model_cfg.items() if k not in PROJECT_KEYS}
     if "checkpoint" in args:
         args["checkpoint"] = checkpoint
+    net = args.get("net")
+    if isinstance(net, Mapping) and (dropped := dropped_arguments(net)):
+        raise ConfigError(
+            f"model.net: {net['_target_']} takes no argument {', '.join(dropped)} (with encoder "
+            f"{net.get('encoder_name')!r} it would be ignored)"
+        )
     try:
         return instantiate({"_target_": model_cfg["_target_"], **args}, _convert_="all")
     except InstantiationException as exc:
