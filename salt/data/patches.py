@@ -59,9 +59,11 @@ class PatchSettings:
         blend: how overlapping window logits are combined: ``gaussian`` (centre-weighted) or ``constant``.
         sw_batch_size: windows per forward pass of the sliding window.
         normalize: ``window``: the backbone's own normalisation sees each window (a min-max backbone scales
-            each window by its own range); ``image``: a min-max backbone's range is taken over the whole image,
-            the same at training and inference (mean/std backbones normalise by constants, where the two are
-            the same, so they take ``window`` only).
+            each window by its own range); ``image``: each whole image is stretched to [0, 255] by its own
+            range before windows are cut, and a min-max backbone does not stretch the windows again, the same
+            at training and inference. Mean/std backbones normalise by constants, the same for a window and
+            its image, so for them ``image`` is the whole-image stretch alone (the identity on a planar
+            image, which the reader has stretched already).
         tta: test-time flips of the whole image at inference (the sliding window runs once per flip and the
             logits, flipped back, are averaged): ``none``; ``hflip`` (2 passes: as is, left-right);
             ``flips`` (4 passes: as is, left-right, up-down, both), as nnU-Net's mirroring.

@@ -71,18 +71,13 @@ def use_image_range(model: nn.Module, patch: Mapping[str, Any] | None) -> None:
     """With ``patch.normalize: image``, replace a min-max backbone's per-input normaliser by
     :class:`ImageRangeScale` (the data pipeline has stretched each whole image to [0, 255]).
 
-    Raises:
-        ValueError: ``normalize: image`` on a network without a min-max normaliser (mean/std backbones
-            normalise by constants, the same for a window and its image).
+    A network that normalises by constants (SAM's and SAM2's mean/std, the classic networks) is left as it
+    is: a constant normalisation is the same for a window and for its image, so for such a network
+    ``image`` only means the whole-image stretch the data pipeline applies.
     """
     if not patch or patch.get("normalize", "window") != "image":
         return
     found = [name for name, module in model.named_modules() if isinstance(module, MinMaxNormalize)]
-    if not found:
-        raise ValueError(
-            "patch.normalize=image applies to per-image min-max backbones (LiteMedSAM) only; this network "
-            "normalises by constants, the same for a window and its image: use patch.normalize=window"
-        )
     for name in found:
         parent_name, _, attr = name.rpartition(".")
         setattr(model.get_submodule(parent_name) if parent_name else model, attr, ImageRangeScale())
