@@ -13,7 +13,10 @@ from hydra.types import RunMode
 from omegaconf import OmegaConf
 
 from salt.experiments import CONFIGS
+from salt.inference.loading import build_run_network
 from salt.model.factory import peft_options, resolve_checkpoint
+from salt.model.normalize import MinMaxNormalize
+from salt.model.sliding import ImageRangeScale
 from salt.paper import PAPER_DATASETS, PAPER_TABLE1
 from salt.results.settings import distinguish_rows, run_settings
 from tests.experiments.sweeps import (
@@ -242,3 +245,17 @@ def test_peft_field_takes_backbone_data_and_schedule_from_the_defaults() -> None
     for key in ("model", "dataset", "optim", "loss", "data", "seed", "fit", "test"):
         assert field[key] == default[key], key
     assert {**field["trainer"], "default_root_dir": None} == {**default["trainer"], "default_root_dir": None}
+
+
+@pytest.mark.parametrize("method", ["unet", "salt_l4"])
+def test_drive_table_rows_build_with_the_recipes_normalisation(method: str) -> None:
+    # The recipe takes each window's range from its whole photograph (patch.normalize=image); the table's
+    # rows inherit it, the U-Net's constant normalisation included.
+    with hydra_configs():
+        cfg = compose_run("drive_real_table", [f"+method={method}"])
+        run = OmegaConf.to_container(cfg, resolve=True)
+    assert run["patch"]["normalize"] == "image"
+    model, _ = build_run_network({k: v for k, v in run.items() if k != "hydra"})
+    kinds = {type(m) for m in model.modules()}
+    assert MinMaxNormalize not in kinds  # LiteMedSAM's per-window min-max is replaced; the U-Net has none
+    assert (ImageRangeScale in kinds) == (method != "unet")
