@@ -28,6 +28,7 @@ from pathlib import Path
 import torch
 from bench_data import measure
 
+from salt import CONFIG_DIR
 from salt.bench.models import ModelBench
 from salt.bench.report import Entry, Target, inference_targets, training_targets
 from salt.bench.run import inference_level, layer_level, model_level
@@ -47,7 +48,6 @@ from salt.bench.variants import (
 from salt.data.synthetic import generate, make_style
 from salt.model.backbones.sam import PATCH_SIZE
 
-CONFIG_DIR = Path(__file__).resolve().parents[1] / "configs"
 LEVELS = ("layer", "model", "inference", "data")
 CUDA_ROUNDS = 5  # timed rounds on CUDA: this many times the mode's
 QUICK_MODEL_VARIANTS = tuple(v for v in MODEL_VARIANTS if v not in (LORA_256, SALT_256, SVD))

@@ -23,7 +23,6 @@ import json
 import re
 import sys
 from collections.abc import Sequence
-from pathlib import Path
 
 import torch
 from hydra import compose, initialize_config_dir
@@ -31,13 +30,13 @@ from omegaconf import OmegaConf
 from torch import nn
 from tqdm import tqdm
 
+from salt import CONFIG_DIR
 from salt.errors import UserError
 from salt.model import BackboneError, backbone_of, build_sam, parameter_summary, set_trainable
 from salt.paper import PAPER_TABLE1
 from salt.peft import count_adapter_parameters, inject_from_config
 from salt.peft.registry import method_class
 
-CONFIG_DIR = Path(__file__).resolve().parents[1] / "configs"
 PAPER_IMG_SIZE = 512
 # peft's initialisations of LoRA's A and B from the frozen weight (an SVD for PiSSA, a QR for OLoRA): the
 # same tensors, of the same shapes, as its default initialisation, computed from weight values.
