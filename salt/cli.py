@@ -14,6 +14,7 @@ from typing import Any
 from hydra.experimental.callback import Callback
 from omegaconf import DictConfig, OmegaConf
 
+from salt.allocator import apply_cpu_allocator
 from salt.checks import make_folder
 from salt.errors import ConfigError, UserError
 
@@ -103,6 +104,8 @@ def run_job(job: Callable[[DictConfig], Any], cfg: DictConfig) -> Any:
     quiet_library_notices()
     out_dir = Path(cfg.paths.output_dir)
     try:
+        if cfg.get("cpu_allocator") is not None:
+            apply_cpu_allocator(str(cfg.cpu_allocator))
         return job(cfg)
     except USER_ERRORS as exc:
         if os.environ.get("SALT_DEBUG"):
