@@ -1,12 +1,12 @@
 """Wall time of a short training run with ``cpu_allocator=system`` and ``retain``, side by side.
 
-    python scripts/bench_allocator.py --root data/drive                  # the DRIVE recipe, 8 steps of batch 8
+    python scripts/bench_allocator.py --root data/drive                  # the DRIVE recipe, 8 steps
     python scripts/bench_allocator.py --root data/drive --steps 32 --rounds 1
-    python scripts/bench_allocator.py --experiment reduced --root /tmp/synth --steps 20   # any other run
+    python scripts/bench_allocator.py --experiment reduced --root /tmp/synth --windows 0 --steps 2   # any other run
 
-Each run is ``train.py experiment=<experiment> dataset.root=<root>`` for one epoch of ``--steps`` optimiser
-steps (patch mode: ``patch.windows_per_epoch`` = steps x batch), without validation or test, in a process of
-its own (the setting is process-wide). The settings alternate within each round, so a change in the machine's
+Each run is ``train.py experiment=<experiment> dataset.root=<root>`` for one epoch cut to ``--steps`` optimiser
+steps (``trainer.limit_train_batches``; in patch mode the epoch has ``--windows`` windows, enough for them),
+without validation or test, in a process of its own (the setting is process-wide). The settings alternate within each round, so a change in the machine's
 load falls on both. Prints, per setting: the median over rounds of wall, user and system seconds, peak
 resident memory and minor page faults (from ``wait4``), then the ratio of the wall times.
 """
@@ -43,20 +43,23 @@ def _run(setting: str, args: argparse.Namespace, folder: Path) -> dict[str, floa
     if args.windows:
         overrides.append(f"patch.windows_per_epoch={args.windows}")
     env = {**os.environ, "WANDB_MODE": "offline"}
+    folder.mkdir(parents=True, exist_ok=True)
+    log_path = (
+        folder / f"{setting}.log"
+    )  # a file, not a pipe: a pipe nobody reads stalls a long run when full
     start = time.perf_counter()
-    proc = subprocess.Popen(
-        [sys.executable, str(ROOT / "train.py"), *overrides],
-        cwd=ROOT,
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
-    _, status, usage = os.wait4(proc.pid, 0)
+    with open(log_path, "w") as log_file:
+        proc = subprocess.Popen(
+            [sys.executable, str(ROOT / "train.py"), *overrides],
+            cwd=ROOT,
+            env=env,
+            stdout=log_file,
+            stderr=subprocess.STDOUT,
+        )
+        _, status, usage = os.wait4(proc.pid, 0)
     wall = time.perf_counter() - start
-    stderr = proc.stderr.read() if proc.stderr else ""
     if os.waitstatus_to_exitcode(status) != 0:
-        sys.exit(f"error: train.py {' '.join(overrides)} failed:\n{stderr[-2000:]}")
+        sys.exit(f"error: train.py {' '.join(overrides)} failed:\n{log_path.read_text()[-2000:]}")
     return {
         "wall_s": wall,
         "user_s": usage.ru_utime,
