@@ -37,6 +37,8 @@ def test_the_default_file_holds_the_papers_settings() -> None:
         "brightness_p": 0.5,
         "scale_range": [0.8, 1.2],
         "scale_p": 0.5,
+        "contrast_range": [0.5, 2.0],
+        "contrast_p": 0.0,  # not the paper's: off unless a recipe turns it on
     }
 
 

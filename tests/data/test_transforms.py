@@ -90,6 +90,22 @@ def test_augmentation_keeps_masks_binary_and_aligned_with_the_image() -> None:
     assert all(np.array_equal(a, b) for a, b in zip(again, first))  # one seed, one result
 
 
+@pytest.mark.parametrize("factor", [0.5, 1.7])
+def test_contrast_moves_pixels_around_the_mean_grey(factor: float) -> None:
+    """``contrast_p`` alone: torchvision's contrast, ``m + f (x - m)`` with ``m`` the window's mean luma (ITU-R
+    601 weights), clipped to [0, 255]; labels untouched."""
+    settings = {"hflip_p": 0.0, "rotate_p": 0.0, "scale_p": 0.0, "brightness_p": 0.0}
+    pipeline = build_augmentation({**settings, "contrast_p": 1.0, "contrast_range": [factor, factor]})
+    rng = np.random.default_rng(3)
+    image = rng.integers(0, 256, (40, 48, 3)).astype(np.uint8)
+    labels = rng.integers(0, 2, (40, 48, 2)).astype(np.uint8)
+    out_image, out_labels = augment(pipeline, image, labels, seed=0)
+    mean = (image.astype(np.float64) @ np.array([0.299, 0.587, 0.114])).mean()
+    expected = np.clip(mean + factor * (image - mean), 0, 255)
+    assert np.abs(out_image - expected).max() <= 1.0  # uint8 rounding
+    assert np.array_equal(out_labels, labels)
+
+
 def test_augmentation_settings_are_validated() -> None:
     assert build_augmentation(None) is None
     assert build_augmentation(dict.fromkeys(("hflip_p", "rotate_p", "brightness_p", "scale_p"), 0.0)) is None
@@ -100,5 +116,10 @@ def test_augmentation_settings_are_validated() -> None:
         build_augmentation({"hflip_p": 1.5})
     with pytest.raises(DatasetError, match=r"augment\.scale_range"):
         build_augmentation({"scale_range": [1.2, 0.8]})
+    with pytest.raises(DatasetError, match=r"augment\.contrast_range"):
+        build_augmentation({"contrast_range": [0.0, 2.0]})
+    with pytest.raises(DatasetError, match=r"augment\.contrast_p"):
+        build_augmentation({"contrast_p": -0.1})
+    assert len(build_augmentation({"contrast_p": 0.3}).transforms) == 5
     with pytest.raises(DatasetError, match="resize: unknown mode"):
         fit_to_square(np.zeros((4, 4, 3), np.uint8), np.zeros((4, 4, 1), np.uint8), 8, "crop")
