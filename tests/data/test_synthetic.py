@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import cv2
@@ -22,11 +21,8 @@ def _files(root: Path) -> dict[str, bytes]:
     return {str(p.relative_to(root)): p.read_bytes() for p in sorted(root.rglob("*")) if p.is_file()}
 
 
-def test_default_set_is_generated_quickly_and_passes_the_check(tmp_path: Path) -> None:
-    start = time.perf_counter()
+def test_default_set_passes_the_check(tmp_path: Path) -> None:
     root = ensure_synthetic(tmp_path / "syn", n=40, size=256, seed=0)
-    elapsed = time.perf_counter() - start
-    assert elapsed < 20, f"{elapsed:.1f} s for 40 images of 256 px"  # about 3 s on one core
     report = check_dataset(root)
     assert report.ok and not report.warnings, report.format()
     assert (report.counts["train"], report.counts["val"], report.counts["test"]) == (26, 6, 8)
