@@ -145,9 +145,6 @@ def build_augmentation(settings: Mapping[str, Any] | None) -> A.Compose | None:
     if unknown:
         raise DatasetError(f"augment: unknown keys {sorted(unknown)} (valid: {', '.join(default)})")
     cfg = {**default, **settings}
-    for key in ("hflip_p", "rotate_p", "brightness_p", "scale_p", "contrast_p"):
-        if not 0.0 <= float(cfg[key]) <= 1.0:
-            raise DatasetError(f"augment.{key}: probability {cfg[key]} is outside [0, 1]")
     warp = {
         "interpolation": cv2.INTER_LINEAR,
         "mask_interpolation": cv2.INTER_NEAREST,
@@ -159,19 +156,22 @@ def build_augmentation(settings: Mapping[str, Any] | None) -> A.Compose | None:
     scale, brightness = _range(cfg, "scale_range"), _range(cfg, "brightness_range")
     contrast = _range(cfg, "contrast_range")
     steps = [
-        (cfg["hflip_p"], lambda p: A.HorizontalFlip(p=p)),
-        (cfg["rotate_p"], lambda p: A.Affine(rotate=(-limit, limit), p=p, **warp)),
-        (cfg["scale_p"], lambda p: A.Affine(scale=scale, p=p, **warp)),
+        ("hflip_p", lambda p: A.HorizontalFlip(p=p)),
+        ("rotate_p", lambda p: A.Affine(rotate=(-limit, limit), p=p, **warp)),
+        ("scale_p", lambda p: A.Affine(scale=scale, p=p, **warp)),
         # Multiplying by a factor is torchvision's brightness (the authors' choice), clipped to 255.
-        (cfg["brightness_p"], lambda p: A.MultiplicativeNoise(multiplier=brightness, p=p)),
+        ("brightness_p", lambda p: A.MultiplicativeNoise(multiplier=brightness, p=p)),
         # torchvision's contrast: x -> m + f (x - m) around the mean grey m of the window; the other factors of
         # ColorJitter are held at identity.
         (
-            cfg["contrast_p"],
+            "contrast_p",
             lambda p: A.ColorJitter(brightness=(1, 1), contrast=contrast, saturation=(1, 1), hue=(0, 0), p=p),
         ),
     ]
-    transforms = [make(float(p)) for p, make in steps if float(p) > 0]
+    for key, _ in steps:
+        if not 0.0 <= float(cfg[key]) <= 1.0:
+            raise DatasetError(f"augment.{key}: probability {cfg[key]} is outside [0, 1]")
+    transforms = [make(float(cfg[key])) for key, make in steps if float(cfg[key]) > 0]
     return A.Compose(transforms) if transforms else None
 
 
