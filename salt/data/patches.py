@@ -67,6 +67,9 @@ class PatchSettings:
         tta: test-time flips of the whole image at inference (the sliding window runs once per flip and the
             logits, flipped back, are averaged): ``none``; ``hflip`` (2 passes: as is, left-right);
             ``flips`` (4 passes: as is, left-right, up-down, both), as nnU-Net's mirroring.
+        clahe: contrast-limited adaptive histogram equalisation of each whole (rescaled) image's lightness
+            before windows are cut and before ``normalize``, at training and inference alike: OpenCV's CLAHE
+            with this clip limit on 8 x 8 tiles of the image; 0 leaves the image as it is.
     """
 
     scale: float = 1.0
@@ -77,6 +80,7 @@ class PatchSettings:
     sw_batch_size: int = 8
     normalize: str = "window"
     tta: str = "none"
+    clahe: float = 0.0
 
     @classmethod
     def from_config(cls, cfg: Mapping[str, Any]) -> PatchSettings:
@@ -107,6 +111,7 @@ class PatchSettings:
             ("sw_batch_size", _is_int(settings.sw_batch_size) and settings.sw_batch_size >= 1, "an int >= 1"),
             ("normalize", settings.normalize in NORMALIZE_MODES, f"one of {', '.join(NORMALIZE_MODES)}"),
             ("tta", settings.tta in TTA_MODES, f"one of {', '.join(TTA_MODES)}"),
+            ("clahe", _is_number(settings.clahe) and settings.clahe >= 0, "a number >= 0 (0: off)"),
         ]
         for key, ok, expected in checks:
             if not ok:
@@ -147,6 +152,31 @@ def image_range(image: np.ndarray) -> np.ndarray:
     return np.clip(scaled + 0.5, 0, 255).astype(np.uint8)
 
 
+CLAHE_TILES = (8, 8)
+
+
+def equalize_contrast(image: np.ndarray, clip_limit: float) -> np.ndarray:
+    """``image (H, W, 3)`` uint8 RGB with its lightness equalised by CLAHE (``patch.clahe``).
+
+    The image goes to CIE L*a*b*, OpenCV's contrast-limited adaptive histogram equalisation (``clip_limit``,
+    :data:`CLAHE_TILES` tiles over the image) remaps L*, and the result comes back to RGB; colour (a*, b*) is
+    kept. ``clip_limit == 0`` returns the image unchanged.
+    """
+    if clip_limit == 0:
+        return image
+    lab = cv2.cvtColor(np.ascontiguousarray(image), cv2.COLOR_RGB2LAB)
+    clahe = cv2.createCLAHE(clipLimit=float(clip_limit), tileGridSize=CLAHE_TILES)
+    lab[..., 0] = clahe.apply(np.ascontiguousarray(lab[..., 0]))
+    return cv2.cvtColor(lab, cv2.COLOR_LAB2RGB)
+
+
+def whole_image(image: np.ndarray, settings: PatchSettings) -> np.ndarray:
+    """``image (H, W, 3)`` uint8 as patch mode gives it to the network before windows are cut ``(H', W', 3)``:
+    rescaled by ``scale``, equalised by ``clahe`` and, with ``normalize: image``, stretched to its range."""
+    image = equalize_contrast(rescale(image, settings.scale, nearest=False), settings.clahe)
+    return image_range(image) if settings.normalize == "image" else image
+
+
 @dataclass(frozen=True)
 class _Scaled:
     image: np.ndarray  # (H', W', 3) uint8
@@ -166,9 +196,7 @@ class _ScaledImages:
         if index in self._cache:
             return self._cache[index]
         original = self.base.original(index)
-        image = rescale(original["image"], self.settings.scale, nearest=False)
-        if self.settings.normalize == "image":
-            image = image_range(image)
+        image = whole_image(original["image"], self.settings)
         labels = np.concatenate([original["mask"], original["fov"][None]]).astype(np.uint8)  # (C+1, H, W)
         labels = rescale(labels.transpose(1, 2, 0), self.settings.scale, nearest=True).transpose(2, 0, 1)
         labels = np.ascontiguousarray(labels)

@@ -20,7 +20,7 @@ import torch
 from omegaconf import DictConfig
 
 from salt.checks import check_output, probability_threshold
-from salt.data.patches import TTA_FLIPS
+from salt.data.patches import CLAHE_TILES, TTA_FLIPS
 from salt.errors import ConfigError
 from salt.export.graph import INPUT_NAMES, OUTPUT_NAMES, ExportedSegmenter
 from salt.inference.loading import load_trained
@@ -150,6 +150,11 @@ def describe(
             "rule": f"rescale the image by {patch['scale']} (area averaging when shrinking, bilinear when "
             f"enlarging); the network takes windows of {size} x {size} of it",
         }
+        if patch.get("clahe"):  # runs recorded before the option existed had none
+            info["preprocessing"]["intensity"] += (
+                f"; the rescaled image's L* (OpenCV's RGB to CIE L*a*b*) equalised by OpenCV's CLAHE, clip limit "
+                f"{patch['clahe']}, {CLAHE_TILES[0]} x {CLAHE_TILES[1]} tiles, then back to RGB"
+            )
         if patch.get("normalize") == "image":
             info["preprocessing"]["intensity"] += "; the rescaled image min-max stretched to [0, 255] again"
         info["sliding_window"] = {

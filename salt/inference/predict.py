@@ -17,7 +17,7 @@ from tqdm import tqdm
 
 from salt.checks import check_output, positive_int, probability_threshold
 from salt.data.layout import file_stem, file_suffix, is_supported, is_volume
-from salt.data.patches import PatchSettings, image_range, rescale
+from salt.data.patches import PatchSettings, whole_image
 from salt.data.prompt_file import ClassPrompt, read_prompts
 from salt.data.prompts import prompt_kinds
 from salt.data.reading import read_image, volume_shape, write_volume_like
@@ -391,8 +391,7 @@ def predict(cfg: DictConfig) -> dict:
             stem = file_stem(path) + (f"_{k:04d}" if is_volume(path) and len(planes) > 1 else "")
             height, width = plane.shape[:2]
             if patch is not None:
-                square, pad = rescale(plane, patch.scale, nearest=False), np.zeros(4, np.int64)
-                square = image_range(square) if patch.normalize == "image" else square
+                square, pad = whole_image(plane, patch), np.zeros(4, np.int64)
             else:
                 square, _, pad = fit_to_square(plane, np.zeros((height, width, 1), np.uint8), size, resize)
             image_prompts = None

@@ -11,7 +11,13 @@ import torch
 from PIL import Image
 
 from salt.data import DatasetError, VesselDataset
-from salt.data.patches import PatchSettings, PatchTrainDataset, WholeImageDataset, image_range
+from salt.data.patches import (
+    PatchSettings,
+    PatchTrainDataset,
+    WholeImageDataset,
+    equalize_contrast,
+    image_range,
+)
 
 SIDE = 200
 WINDOW = 32
@@ -125,9 +131,67 @@ def test_image_normalisation_stretches_each_image_by_its_own_range() -> None:
         ({"blend": "max"}, r"patch\.blend='max' must be one of gaussian, constant"),
         ({"windows_per_epoch": 0}, r"patch\.windows_per_epoch=0 must be an int >= 1"),
         ({"normalize": "dataset"}, r"patch\.normalize='dataset' must be one of window, image"),
+        ({"clahe": -1}, r"patch\.clahe=-1 must be a number >= 0 \(0: off\)"),
         ({"stride": 3}, r"patch: unknown keys \['stride'\]"),
     ],
 )
 def test_invalid_settings_are_refused_naming_the_key(settings: dict, message: str) -> None:
     with pytest.raises(DatasetError, match=message):
         PatchSettings.from_config(settings)
+
+
+def lightness(image: np.ndarray) -> np.ndarray:
+    """CIE L* in [0, 100] of ``image (H, W, 3)`` uint8 sRGB, from the CIE formulas (not OpenCV)."""
+    rgb = image.astype(np.float64) / 255.0
+    linear = np.where(rgb <= 0.04045, rgb / 12.92, ((rgb + 0.055) / 1.055) ** 2.4)
+    y = linear @ np.array([0.2126, 0.7152, 0.0722])
+    return np.where(y > 0.008856, 116 * np.cbrt(y) - 16, 903.3 * y)
+
+
+def test_clahe_spreads_a_faint_images_lightness_tile_by_tile_and_keeps_its_colour() -> None:
+    rng = np.random.default_rng(0)
+    # a dim reddish image with faint texture whose brightness drifts from left to right, as a fundus photograph
+    drift = np.linspace(0, 40, 128)[None, :, None]
+    base = np.array([120.0, 60.0, 30.0])
+    image = np.clip(base + drift + rng.normal(0, 3, (128, 128, 1)), 0, 255).astype(np.uint8)
+    assert equalize_contrast(image, 0) is image  # 0: off
+    out = equalize_contrast(image, 2.0)
+    assert out.shape == image.shape and out.dtype == np.uint8
+    before, after = lightness(image), lightness(out)
+    # each 16 x 16 tile's lightness spread is widened (the faint texture shows), wherever the tile lies on the drift
+    tiles = [(r, c) for r in range(0, 128, 16) for c in range(0, 128, 16)]
+    gain = [after[r : r + 16, c : c + 16].std() / before[r : r + 16, c : c + 16].std() for r, c in tiles]
+    assert min(gain) > 1.5
+    # the hue stays red-orange: the channels keep their order almost everywhere
+    assert np.mean((out[..., 0] >= out[..., 1]) & (out[..., 1] >= out[..., 2])) > 0.99
+
+
+def test_clahe_is_what_windows_and_whole_images_are_cut_from(tmp_path: Path) -> None:
+    root = write_set(tmp_path / "set", n=3)
+    rng = np.random.default_rng(1)
+    # a textured train and test image, so a window's pixels fix where it was cut
+    for name in ("0.png", "2.png"):
+        texture = rng.integers(60, 90, (SIDE, SIDE, 1)) + np.array([40, 10, 0])
+        Image.fromarray(texture.astype(np.uint8)).save(root / "images" / name)
+    settings = {"clahe": 3.0, "normalize": "image"}
+    plain = WholeImageDataset(VesselDataset(root, "test", img_size=WINDOW), PatchSettings.from_config({}))
+    whole = WholeImageDataset(
+        VesselDataset(root, "test", img_size=WINDOW), PatchSettings.from_config(settings)
+    )
+    original = plain[0]["image"].permute(1, 2, 0).numpy().astype(np.uint8)
+    expected = image_range(equalize_contrast(original, 3.0))
+    assert np.array_equal(whole[0]["image"].permute(1, 2, 0).numpy(), expected)
+    assert not np.array_equal(expected, image_range(original))
+    train_source = WholeImageDataset(
+        VesselDataset(root, "train", img_size=WINDOW), PatchSettings.from_config(settings)
+    )
+    source = train_source[0]["image"].numpy()  # (3, H, W): the equalised train image
+    views = np.lib.stride_tricks.sliding_window_view(source, (3, WINDOW, WINDOW))[
+        0
+    ]  # (H-S+1, W-S+1, 3, S, S)
+    for i in range(5):
+        window = patch_train(root, **settings)[i]["image"].numpy()
+        inside = window.any(0)  # windows reaching past the border are zero-padded there
+        if not inside.all():
+            continue
+        assert np.argwhere((views == window).all(axis=(2, 3, 4))).size > 0  # cut from the equalised image

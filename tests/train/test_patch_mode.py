@@ -224,6 +224,7 @@ def patch_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
         "patch.windows_per_epoch=8",
         "trainer.check_val_every_n_epoch=2",  # as the DRIVE recipe: no validation after the first epoch
         "patch.tta=hflip",  # test, eval.py and predict.py run each image as is and mirrored
+        "patch.clahe=2.0",  # ... each image equalised first, at training, test, eval.py and predict.py alike
     )
     proc = run_script("train.py", *overrides)
     assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-3000:]
@@ -244,6 +245,7 @@ def test_epochs_without_validation_keep_the_best_checkpoint_without_a_warning(pa
 def test_eval_and_predict_of_a_patch_run_use_its_sliding_window(patch_run: Path, tmp_path: Path) -> None:
     trained = json.loads((patch_run / "metrics.json").read_text())
     assert trained["config"]["patch"]["overlap"] == 0.5 and trained["config"]["patch"]["tta"] == "hflip"
+    assert trained["config"]["patch"]["clahe"] == 2.0
     proc = run_script(
         "eval.py", f"ckpt={patch_run}", "split=test", "eval.masks=true", f"hydra.run.dir={tmp_path / 'eval'}"
     )
@@ -283,6 +285,7 @@ def test_export_of_a_patch_run_records_its_sliding_window(patch_run: Path, tmp_p
     )
     assert sidecar["inputs"][0]["shape"] == ["batch", 3, 64, 64]
     assert window["tta"] == "hflip"
+    assert "equalised by OpenCV's CLAHE, clip limit 2.0, 8 x 8 tiles" in sidecar["preprocessing"]["intensity"]
     assert "on 2 versions of the image (as is, left-right)" in window["tta_rule"]
 
 
