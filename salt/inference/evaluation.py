@@ -142,6 +142,7 @@ def evaluate_batch(
             hd95_unit="px",
         )
         image, pred_show, gt_show = None, pred.numpy(), masks[i].numpy()  # (C, S, S) each
+        fov_show = fovs[i].numpy()  # (S, S)
         to_image, prob_written = None, probs[i]
         if dataset is not None:
             original = dataset.original(index)
@@ -159,6 +160,7 @@ def evaluate_batch(
                 hd95_unit="px" if spacing is None else "mm",
             )
             image, pred_show, gt_show = original["image"], pred_o, original["mask"]  # (C, H, W) masks
+            fov_show = original["fov"]  # (H, W)
             if "box" in batch or "points" in batch:  # prompts are in model-input pixels (resized mode)
                 to_image = partial(
                     to_image_coords, orig_size=image.shape[:2], size=dataset.img_size, mode=dataset.resize
@@ -171,5 +173,11 @@ def evaluate_batch(
                 image = batch["image"][i].permute(1, 2, 0).clamp(0, 255).byte().cpu().numpy()  # (S, S, 3)
             prompts = shown_prompts(batch, i, to_image)
             save_overlay(
-                overlay_dir / f"{name}.png", image, pred_show, gt_show, class_names=names, prompts=prompts
+                overlay_dir / f"{name}.png",
+                image,
+                pred_show,
+                gt_show,
+                class_names=names,
+                prompts=prompts,
+                fov=fov_show,
             )

@@ -96,7 +96,9 @@ def _class_masks(mask: Any, name: str, size: tuple[int, int]) -> np.ndarray:
     return np.stack([as_mask(m, name) for m in masks])
 
 
-def overlay(image: Any, pred: Any, gt: Any | None = None, dim: float = BACKGROUND_DIM) -> np.ndarray:
+def overlay(
+    image: Any, pred: Any, gt: Any | None = None, dim: float = BACKGROUND_DIM, fov: Any | None = None
+) -> np.ndarray:
     """Paint ``pred`` against ``gt`` on a darkened copy of ``image``.
 
     Colours: found pixels white (with several classes, each class's colour from :func:`class_colours`),
@@ -108,6 +110,8 @@ def overlay(image: Any, pred: Any, gt: Any | None = None, dim: float = BACKGROUN
         pred: predicted mask ``(H, W)`` or one per class ``(C, H, W)``, bool or 0/1.
         gt: ground truth of ``pred``'s shape, or None.
         dim: brightness factor of the background, in [0, 1].
+        fov: ``(H, W)`` the field of view, where the metrics are scored, or None (everywhere). Outside it
+            nothing is painted: the pixels there are the darkened image, as they count for no metric.
 
     Returns:
         ``(H, W, 3)`` uint8.
@@ -117,6 +121,10 @@ def overlay(image: Any, pred: Any, gt: Any | None = None, dim: float = BACKGROUN
     gts = None if gt is None else _class_masks(gt, "gt", rgb.shape[:2])
     if gts is not None and gts.shape[0] != preds.shape[0]:
         raise ValueError(f"gt has {gts.shape[0]} classes, pred {preds.shape[0]}")
+    if fov is not None:
+        inside = _class_masks(fov, "fov", rgb.shape[:2]).any(0)  # (H, W)
+        preds = preds & inside
+        gts = None if gts is None else gts & inside
     out = (rgb.astype(np.float32) * dim).round().astype(np.uint8)
     colours = class_colours(len(preds))
     if gts is None:
@@ -239,6 +247,7 @@ def save_overlay(
     dim: float = BACKGROUND_DIM,
     class_names: Sequence[str] | None = None,
     prompts: ShownPrompts | None = None,
+    fov: Any | None = None,
 ) -> Path:
     """Write :func:`overlay` of the arguments, the ``prompts`` drawn on it, as a PNG at ``path`` with a
     legend strip below the picture (parent folders are created).
@@ -246,10 +255,11 @@ def save_overlay(
     Args:
         class_names: the names of ``pred``'s classes, for the legend (their indices without).
         prompts: the boxes and points given for the image, in its pixel coordinates.
+        fov: ``(H, W)`` the field of view (see :func:`overlay`), or None.
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    picture = overlay(image, pred, gt, dim=dim)
+    picture = overlay(image, pred, gt, dim=dim, fov=fov)
     classes = _class_masks(pred, "pred", picture.shape[:2]).shape[0]
     if prompts:
         picture = draw_prompts(picture, prompts, classes)

@@ -196,3 +196,34 @@ def test_predict_overlays_name_the_classes_and_draw_the_file_s_prompts(tmp_path)
     assert disc != bar and not {disc, bar} & {TRUE_POSITIVE, (0, 0, 0)}
     assert tuple(picture[4, 20]) == bar  # the bar's box, in the bar's colour
     assert {disc, bar} <= _colours(picture[48:])  # both in the legend
+
+
+def test_nothing_is_painted_outside_the_field_of_view(case) -> None:
+    image, pred, gt = case
+    pred, gt = pred.copy(), gt.copy()
+    pred[3, 4] = gt[3, 3] = True  # a false positive and a miss in the last row
+    fov = np.ones((4, 5), bool)
+    fov[3] = False  # the last row is outside: no metric counts it
+    out = overlay(image, pred, gt, fov=fov)
+    assert tuple(out[3, 4]) == tuple(out[3, 3]) == (100, 100, 50)  # the darkened image, as background
+    assert tuple(out[0, 0]) == TRUE_POSITIVE and tuple(out[1, 1]) == FALSE_NEGATIVE
+    assert tuple(out[2, 2]) == FALSE_POSITIVE
+    assert np.array_equal(overlay(image, pred, gt, fov=np.ones((4, 5), bool)), overlay(image, pred, gt))
+
+
+def test_evaluation_overlays_paint_only_the_scored_field_of_view(tmp_path) -> None:
+    fov = torch.zeros(1, 1, 16, 16, dtype=torch.bool)
+    fov[..., 4:12, 4:12] = True
+    batch = {
+        "image": torch.full((1, 3, 16, 16), 80.0),
+        "mask": torch.zeros(1, 1, 16, 16),
+        "fov": fov,
+        "name": ["case"],
+        "index": torch.tensor([0]),
+    }
+    accumulator = MetricAccumulator(key=("name", "class", "resolution"))
+    logits = torch.full((1, 1, 16, 16), 10.0)  # vessel everywhere: false positives everywhere
+    evaluate_batch(logits, batch, 0.5, accumulator, None, tmp_path, overlays=1)
+    picture = _read(tmp_path / "case.png")[:16, :16]  # the legend below is wider than the picture
+    cyan = (picture == FALSE_POSITIVE).all(-1)  # (16, 16)
+    assert np.array_equal(cyan, fov[0, 0].numpy())
