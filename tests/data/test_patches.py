@@ -186,11 +186,11 @@ def test_clahe_is_what_windows_and_whole_images_are_cut_from(tmp_path: Path) -> 
         VesselDataset(root, "train", img_size=WINDOW), PatchSettings.from_config(settings)
     )
     source = train_source[0]["image"].numpy()  # (3, H, W): the equalised train image
-    views = np.lib.stride_tricks.sliding_window_view(source, (3, WINDOW, WINDOW))[
-        0
-    ]  # (H-S+1, W-S+1, 3, S, S)
+    # every S x S window of it: (H-S+1, W-S+1, 3, S, S)
+    views = np.lib.stride_tricks.sliding_window_view(source, (3, WINDOW, WINDOW))[0]
+    windows = patch_train(root, **settings)
     for i in range(5):
-        window = patch_train(root, **settings)[i]["image"].numpy()
+        window = windows[i]["image"].numpy()
         inside = window.any(0)  # windows reaching past the border are zero-padded there
         if not inside.all():
             continue
