@@ -26,7 +26,7 @@ from salt.data.prompts import check_prompt_options
 from salt.errors import ConfigError
 from salt.inference.evaluation import ROW_KEY, evaluate_batch, whole_image_logits
 from salt.inference.loading import autocast_dtype, load_trained, pick_device
-from salt.inference.outputs import parameter_report, report, run_info, write_results
+from salt.inference.outputs import code_version, parameter_report, report, run_info, write_results
 from salt.metrics import MetricAccumulator
 
 log = logging.getLogger(__name__)
@@ -105,6 +105,7 @@ def score_loader(
 def evaluate(cfg: DictConfig) -> dict:
     """Evaluate a trained checkpoint on one split and write metrics.json, per_case.csv and overlays."""
     out_dir = Path(cfg.paths.output_dir)
+    version = code_version()  # the code that runs, read before the (possibly long) evaluation
     batch_size = positive_int("batch_size", cfg.batch_size)
     # A data set group replaces the run's; a model group that sets dataset.img_size alone (LiteMedSAM) does not.
     chosen = "name" in (cfg.get("dataset") or {})
@@ -179,7 +180,9 @@ def evaluate(cfg: DictConfig) -> dict:
         dtype=dtype,
     )
     params = parameter_report(run.model, run_cfg)
-    info = run_info("eval", run_cfg, str(cfg.split), str(cfg.ckpt), run.build_info, params, prompt)
+    info = run_info(
+        "eval", run_cfg, str(cfg.split), str(cfg.ckpt), run.build_info, params, prompt, code_version=version
+    )
     result = write_results(out_dir, rows, info)
     report(result, out_dir, str(cfg.split))
     return result

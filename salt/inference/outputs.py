@@ -130,7 +130,8 @@ def write_results(out_dir: Path, rows: list[dict], info: dict) -> dict:
 
     ``metrics.json`` holds ``mean`` (model resolution, the paper's protocol), ``mean_original`` (mapped back
     to each image's own size, when computed), ``per_case`` and everything in ``info`` (parameters, config,
-    checkpoint, code version ...).
+    checkpoint ...). ``code_version`` is ``info["code_version"]`` (:func:`code_version` read when the job
+    started) when given, else read now.
     """
     out_dir.mkdir(parents=True, exist_ok=True)
     accumulator = MetricAccumulator(key=ROW_KEY)
@@ -141,8 +142,9 @@ def write_results(out_dir: Path, rows: list[dict], info: dict) -> dict:
         "mean": summarize(accumulator, "model", names) or {"n_cases": 0},
         "mean_original": summarize(accumulator, "original", names),
         "per_case": rows,
-        "code_version": code_version(),
     }
+    # A job reads the version when it starts (the checkout may change while it trains); otherwise it is now.
+    result["code_version"] = info.get("code_version") or code_version()
     text = json.dumps(result, indent=2, default=_json_default, allow_nan=True)
     atomic_write_text(out_dir / "metrics.json", text)
     accumulator.to_csv(out_dir / "per_case.csv")

@@ -16,7 +16,7 @@ from omegaconf import DictConfig, OmegaConf
 from salt.data.datamodule import VesselDataModule
 from salt.errors import ConfigError
 from salt.inference.evaluation import ROW_KEY
-from salt.inference.outputs import parameter_report, report, run_info, summarize, write_results
+from salt.inference.outputs import code_version, parameter_report, report, run_info, summarize, write_results
 from salt.metrics import MetricAccumulator
 from salt.peft import save_adapter
 from salt.train.callbacks import AtomicCheckpointIO
@@ -65,6 +65,7 @@ def train(cfg: DictConfig) -> dict:
     if not fit and cfg.get("ckpt_path"):
         raise ConfigError("fit=false tests the model as built; to test a checkpoint use eval.py ckpt=...")
     out_dir = Path(cfg.paths.output_dir)
+    version = code_version()  # the code that runs: the checkout may change while it trains
     plain = OmegaConf.to_container(cfg, resolve=True)
     check_train_config(plain)
     if cfg.get("ckpt_path"):
@@ -127,6 +128,7 @@ def train(cfg: DictConfig) -> dict:
                 best_val=_best_val(history),
                 epochs=trainer.current_epoch,
                 global_step=trainer.global_step,
+                code_version=version,
             )
             result = write_results(out_dir, module.test_rows, info)
     if trainer.is_global_zero:

@@ -11,7 +11,9 @@ import pytest
 import torch
 from PIL import Image
 
-from tests.train.conftest import run_script, tiny_overrides
+from salt.inference.outputs import code_version
+from tests.train.checkout import CHANGED
+from tests.train.conftest import ROOT, run_script, tiny_overrides
 from tests.train.reference_metrics import predicted_masks, reference_metrics, split_cases
 
 pytestmark = pytest.mark.slow
@@ -187,3 +189,18 @@ def test_resume_refuses_a_network_that_contradicts_the_checkpoint(smoke_run: Pat
     assert f"peft._target_='salt.peft.lora.Lora' contradicts ckpt_path={last}, trained with " in line
     assert "peft._target_='salt.peft.salt.Salt'" in line
     assert not run_dir.exists()
+
+
+def test_metrics_record_the_code_version_the_run_started_with(tmp_path: Path) -> None:
+    # The callback makes any later read of the version return CHANGED, as a checkout changed during training.
+    overrides = tiny_overrides(
+        tmp_path / "synthetic",
+        tmp_path / "run",
+        "trainer.max_epochs=1",
+        "+callbacks.checkout._target_=tests.train.checkout.ChangeCheckout",
+    )
+    proc = run_script("train.py", *overrides, env={"PYTHONPATH": str(ROOT)})
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    recorded = json.loads((tmp_path / "run" / "metrics.json").read_text())["code_version"]
+    assert recorded == code_version()
+    assert recorded != CHANGED
