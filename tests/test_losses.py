@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import numpy as np
 import pytest
 import torch
+from scipy import ndimage
 
+from salt.errors import ConfigError
 from salt.losses import FocalDiceLoss
 
 
@@ -103,3 +106,81 @@ def test_bad_inputs_raise(batch) -> None:
         FocalDiceLoss()(logits, target, mask.expand(-1, 3, -1, -1))
     with pytest.raises(ValueError, match="alpha"):
         FocalDiceLoss(alpha=1.5)
+
+
+def _soft_skeleton(img: np.ndarray, iters: int) -> np.ndarray:
+    """Shit et al.'s soft skeleton of one ``(H, W)`` map, with scipy's grey morphology: erosion over the
+    4-neighbour cross, dilation over the 3 x 3 square, pixels outside the image ignored."""
+    cross = np.array([[0, 1, 0], [1, 1, 1], [0, 1, 0]], bool)
+
+    def erode(x: np.ndarray) -> np.ndarray:
+        return ndimage.grey_erosion(x, footprint=cross, mode="constant", cval=np.inf)
+
+    def opened(x: np.ndarray) -> np.ndarray:
+        return ndimage.grey_dilation(erode(x), footprint=np.ones((3, 3), bool), mode="constant", cval=-np.inf)
+
+    skel = np.maximum(img - opened(img), 0)
+    for _ in range(iters):
+        img = erode(img)
+        delta = np.maximum(img - opened(img), 0)
+        skel = skel + np.maximum(delta - skel * delta, 0)
+    return skel
+
+
+def _cldice_reference(prob: torch.Tensor, target: torch.Tensor, iters: int = 3) -> float:
+    """Mean over images of ``1 - 2 Tprec Tsens / (Tprec + Tsens)``, each image pooled over its classes."""
+    p, t = prob.double().numpy(), target.double().numpy()
+    values = []
+    for pi, ti in zip(p, t, strict=True):
+        sp = np.stack([_soft_skeleton(c, iters) for c in pi])
+        st = np.stack([_soft_skeleton(c, iters) for c in ti])
+        prec = ((sp * ti).sum() + 1) / (sp.sum() + 1)
+        sens = ((st * pi).sum() + 1) / (st.sum() + 1)
+        values.append(1 - 2 * prec * sens / (prec + sens + 1e-4))
+    return float(np.mean(values))
+
+
+@pytest.mark.parametrize("iters", [0, 3])
+def test_cldice_term_matches_formula_inside_the_mask(iters) -> None:
+    gen = torch.Generator().manual_seed(1)
+    logits = torch.randn(2, 2, 12, 10, generator=gen) * 3
+    target = (torch.rand(2, 2, 12, 10, generator=gen) > 0.6).float()
+    mask = torch.rand(2, 1, 12, 10, generator=gen) > 0.2
+    plain = FocalDiceLoss()(logits, target, mask)
+    with_term = FocalDiceLoss(cldice_weight=0.5, cldice_iters=iters)(logits, target, mask)
+    m = mask.float()
+    expected = _cldice_reference(torch.sigmoid(logits) * m, target * m, iters)
+    assert (with_term - plain).item() == pytest.approx(0.5 * expected, rel=1e-5)
+
+
+def _bars(thin_line: bool, thick_rows: int) -> torch.Tensor:
+    target = torch.zeros(1, 1, 32, 32)
+    target[..., 4 : 4 + thick_rows, 4:28] = 1  # a thick vessel
+    if thin_line:
+        target[..., 24, 4:28] = 1  # a one-pixel vessel of the same length
+    return target
+
+
+def test_cldice_charges_a_missed_thin_vessel_more_than_dice_does() -> None:
+    target = _bars(thin_line=True, thick_rows=7)
+    # Two predictions that miss the same 24 pixels: the whole thin vessel, or one edge row of the thick one.
+    missed_thin = _bars(thin_line=False, thick_rows=7) * 16 - 8
+    thinner_thick = _bars(thin_line=True, thick_rows=6) * 16 - 8
+    dice = FocalDiceLoss(focal_weight=0.0)
+    assert dice(missed_thin, target).item() == pytest.approx(dice(thinner_thick, target).item(), rel=1e-4)
+    cldice = FocalDiceLoss(focal_weight=0.0, dice_weight=0.0, cldice_weight=1.0)
+    assert cldice(missed_thin, target).item() > 0.1
+    assert cldice(missed_thin, target).item() > 5 * cldice(thinner_thick, target).item()
+
+
+def test_cldice_gives_no_gradient_outside_the_mask(batch) -> None:
+    logits, target, mask = batch
+    logits = logits.clone().requires_grad_(True)
+    FocalDiceLoss(cldice_weight=1.0)(logits, target, mask).backward()
+    assert torch.all(logits.grad[(~mask).expand_as(logits)] == 0)
+
+
+@pytest.mark.parametrize("kwargs", [{"cldice_weight": -0.5}, {"cldice_iters": -1}, {"cldice_iters": 1.5}])
+def test_bad_cldice_settings_name_the_key(kwargs) -> None:
+    with pytest.raises(ConfigError, match=next(iter(kwargs))):
+        FocalDiceLoss(**kwargs)
