@@ -110,3 +110,19 @@ def check_output(key: str, path: str | Path, kind: str = "file", example: str = 
     except OSError as exc:
         raise ConfigError(f"{key}={path}: cannot write to {existing} ({exc.strerror})") from None
     return path
+
+
+def training_splits(splits: Any) -> tuple[str, ...]:
+    """``data.train_splits`` as a tuple, refused in one line unless it is ``[train]`` or ``[train, val]``.
+
+    Raises:
+        ConfigError: a split other than train/val (the test split is never trained on), or no ``train``.
+    """
+    names = (
+        (splits,) if isinstance(splits, str) else tuple(splits) if isinstance(splits, (list, tuple)) else ()
+    )
+    if "train" not in names or not set(names) <= {"train", "val"}:
+        raise ConfigError(
+            f"data.train_splits={splits!r} must be [train] or [train, val] (the test split is never trained on)"
+        )
+    return tuple(dict.fromkeys(names))

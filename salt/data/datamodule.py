@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
 from pathlib import Path
 
 import lightning as L
 import torch
 from torch.utils.data import DataLoader
 
+from salt.checks import training_splits
 from salt.data import DatasetError, VesselDataset, ensure_synthetic
 from salt.data.patches import PatchSettings, PatchTrainDataset, WholeImageDataset
 from salt.data.prompts import PromptSettings
@@ -28,6 +30,9 @@ class VesselDataModule(L.LightningDataModule):
         dataset: the ``dataset`` config (name, root, img_size, resize, num_classes, label_map, augment, ...).
         batch_size, num_workers, pin_memory: DataLoader settings.
         test_split: the split :meth:`test_dataloader` serves (``test`` normally; ``val``/``train`` for eval.py).
+        train_splits: the splits trained on: ``("train",)`` normally; ``("train", "val")`` for a final fit on
+            every image not held out for testing, once the settings are chosen. With ``val`` among them nothing
+            is left to validate on: :attr:`validates` is false and the training job turns validation off.
         prompt: the ``prompt`` config (``configs/prompt``); box and point modes add their prompts to every item.
         patch: the ``patch`` config (``configs/patch``) for patch mode: training windows drawn from the images
             at ``patch.scale`` (:class:`~salt.data.patches.PatchTrainDataset`), whole images one per batch at
@@ -43,8 +48,10 @@ class VesselDataModule(L.LightningDataModule):
         test_split: str = "test",
         prompt: dict | None = None,
         patch: dict | None = None,
+        train_splits: Sequence[str] = ("train",),
     ) -> None:
         super().__init__()
+        self.train_splits = training_splits(train_splits)
         self.prompts = PromptSettings(**prompt) if prompt else None
         self.patch = PatchSettings.from_config(patch) if patch else None
         self.cfg = dataset
@@ -74,6 +81,11 @@ class VesselDataModule(L.LightningDataModule):
                 "(see datasets/README.md) or set dataset.root"
             )
 
+    @property
+    def validates(self) -> bool:
+        """Whether a validation split is held out (``val`` is not among :attr:`train_splits`)."""
+        return "val" not in self.train_splits
+
     def _dataset(self, split: str, augment: bool) -> VesselDataset | PatchTrainDataset | WholeImageDataset:
         if split in self.datasets:
             return self.datasets[split]
@@ -90,7 +102,7 @@ class VesselDataModule(L.LightningDataModule):
     def _split(self, split: str, augment: bool) -> VesselDataset:
         return VesselDataset(
             self.root,
-            split,
+            self.train_splits if split == "train" else split,
             img_size=int(self.cfg["img_size"]),
             resize=self.cfg.get("resize", "longest_pad"),
             augment=self.cfg.get("augment") if augment else None,
@@ -104,7 +116,8 @@ class VesselDataModule(L.LightningDataModule):
     def setup(self, stage: str | None = None) -> None:
         if stage in (None, "fit"):
             self._dataset("train", augment=True)
-            self._dataset("val", augment=False)
+            if self.validates:
+                self._dataset("val", augment=False)
         if stage in (None, "test", "validate"):
             self._dataset(self.test_split, augment=False)
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 import os
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -88,7 +88,7 @@ def _checked(
 
 
 class VesselDataset(Dataset):
-    """One split (``train``/``val``/``test``) of a data set in the canonical layout.
+    """One split (``train``/``val``/``test``) of a data set in the canonical layout, or several read as one.
 
     Each item is a dict: ``image`` float32 ``(3, S, S)`` RGB in [0, 255]; ``mask`` float32 ``(C, S, S)`` of
     0/1, one channel per foreground class; ``fov`` bool ``(1, S, S)`` (all True when the data set has no FOV
@@ -97,7 +97,9 @@ class VesselDataset(Dataset):
     With box or point ``prompts`` (``salt.data.prompts``) the item also holds ``box (C, 4)`` and
     ``box_valid (C,)``, or ``points (C, 2k, 2)`` and ``point_labels (C, 2k)``, drawn from the (augmented) mask.
 
-    Augmentation (``augment``, ``configs/augment/<option>.yaml``) applies to the ``train`` split only.
+    ``split`` may name several splits (``("train", "val")``: a final fit on every image not held out for
+    testing); their items follow the order of ``data_split.csv``. Augmentation (``augment``,
+    ``configs/augment/<option>.yaml``) applies only when ``train`` is among them.
     Decoded files are cached per index when ``cache`` is true; with DataLoader workers each worker fills
     its own copy (use ``persistent_workers=True`` so it survives epochs).
 
@@ -109,7 +111,7 @@ class VesselDataset(Dataset):
     def __init__(
         self,
         root: str | Path,
-        split: str,
+        split: str | Sequence[str],
         img_size: int,
         resize: str = "longest_pad",
         augment: Mapping[str, Any] | None = None,
@@ -121,14 +123,20 @@ class VesselDataset(Dataset):
         prompts: PromptSettings | None = None,
     ) -> None:
         self.root = Path(root)
-        if split not in SPLITS:
-            raise DatasetError(f"split: unknown split {split!r} (valid: {', '.join(SPLITS)})")
+        splits = (split,) if isinstance(split, str) else tuple(split)
+        if not splits:
+            raise DatasetError(f"split: no split named (valid: {', '.join(SPLITS)})")
+        for name in splits:
+            if name not in SPLITS:
+                raise DatasetError(f"split: unknown split {name!r} (valid: {', '.join(SPLITS)})")
         if img_size < 1:
             raise DatasetError(f"img_size must be positive, got {img_size}")
         content_shape(1, 1, img_size, resize)  # validates the resize mode
         if not -3 <= slice_axis <= 2:
             raise DatasetError(f"slice_axis must be an axis of a 3D volume (-3..2), got {slice_axis}")
-        self.split, self.img_size, self.resize = split, img_size, resize
+        self.splits, self.split = splits, "+".join(splits)
+        self.training = "train" in splits
+        self.img_size, self.resize = img_size, resize
         self.num_classes, self.slice_axis = num_classes, slice_axis
         self.label_map = normalise_label_map(label_map, num_classes)
         self._volume_items: dict[Path, list[int]] = {}
@@ -144,18 +152,19 @@ class VesselDataset(Dataset):
                 )
         self.items = self._list_items()
         if not self.items:
-            raise DatasetError(f"{self.root / SPLIT_CSV}: no rows with split {split!r}")
-        self.augment = build_augmentation(augment) if split == "train" else None
+            named = " or ".join(repr(name) for name in splits)
+            raise DatasetError(f"{self.root / SPLIT_CSV}: no rows with split {named}")
+        self.augment = build_augmentation(augment) if self.training else None
         self.prompts = prompts if prompts is not None and prompts.kind is not None else None
         self.cache = cache
         self._cache: dict[int, _Decoded] = {}
-        log.info("%s split %s: %d items from %s", self.root.name, split, len(self.items), self.root)
+        log.info("%s split %s: %d items from %s", self.root.name, self.split, len(self.items), self.root)
 
     def _list_items(self) -> list[_Item]:
         images, masks, fov = (FolderIndex(self.root / name) for name in (IMAGES_DIR, MASKS_DIR, FOV_DIR))
         items = []
         for row in read_split_csv(self.root):
-            if row.split != self.split:
+            if row.split not in self.splits:
                 continue
             image = resolve_image(images, row.imgs)
             if image is None:
@@ -232,7 +241,7 @@ class VesselDataset(Dataset):
     def _prompts(self, item: dict[str, Any], pad: np.ndarray) -> dict[str, torch.Tensor]:
         # Training draws anew each time (from torch's generator, which DataLoader workers seed apart);
         # evaluation draws from (seed, index), the same prompts in every run.
-        train = self.split == "train"
+        train = self.training
         seed = int(torch.randint(0, 2**62, ()).item()) if train else [self.prompts.seed, item["index"]]
         valid = item["fov"][0].clone()  # (S, S): never a point in the padding
         size = self.img_size

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
-from salt.checks import make_folder, pixel_spacing, positive_int, probability_threshold
+from salt.checks import make_folder, pixel_spacing, positive_int, probability_threshold, training_splits
 from salt.data.prompts import check_prompt_options
 from salt.errors import ConfigError
 
@@ -20,6 +20,7 @@ def check_train_config(cfg: Mapping) -> None:
         key = "trainer.max_epochs" if trainer.get("max_epochs") == 0 else "trainer.max_steps"
         raise ConfigError(f"{key}=0 with fit=true trains nothing; use fit=false to test the model as built")
     positive_int("data.batch_size", cfg["data"]["batch_size"])
+    training_splits(cfg["data"].get("train_splits", ["train"]))
     check_patch(cfg)
     workers = cfg["data"].get("num_workers", 0)
     if isinstance(workers, bool) or not isinstance(workers, int) or workers < 0:

@@ -11,7 +11,7 @@ from hydra.core.hydra_config import HydraConfig
 from hydra.types import RunMode
 from hydra.utils import instantiate
 from lightning.pytorch.strategies.launchers import _SubprocessScriptLauncher
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import DictConfig, OmegaConf, open_dict
 
 from salt.data.datamodule import VesselDataModule
 from salt.errors import ConfigError
@@ -19,7 +19,7 @@ from salt.inference.evaluation import ROW_KEY
 from salt.inference.outputs import code_version, parameter_report, report, run_info, summarize, write_results
 from salt.metrics import MetricAccumulator
 from salt.peft import save_adapter
-from salt.train.callbacks import AtomicCheckpointIO
+from salt.train.callbacks import AtomicCheckpointIO, LastCheckpoint
 from salt.train.checks import check_train_config, make_output_folders
 from salt.train.module import SegmentationModule
 from salt.train.optim import instantiate_config
@@ -53,6 +53,9 @@ def _check_launch(trainer: L.Trainer) -> None:
 def train(cfg: DictConfig) -> dict:
     """Fit, pick the best checkpoint by validation Dice, test it, and write the run's outputs.
 
+    With ``data.train_splits: [train, val]`` nothing is held out to validate on: validation is off
+    (``trainer.limit_val_batches`` is 0, and config.yaml says so) and the last epoch's ``last.ckpt`` is tested.
+
     With ``fit: false`` nothing is trained: the model as built (pretrained weights, initial adapters and
     prompts) is tested and ``metrics.json`` records the run as ``task: eval`` (the zero-shot row).
 
@@ -68,6 +71,12 @@ def train(cfg: DictConfig) -> dict:
     version = code_version()  # the code that runs: the checkout may change while it trains
     plain = OmegaConf.to_container(cfg, resolve=True)
     check_train_config(plain)
+    if fit and "val" in plain["data"].get("train_splits", ["train"]):
+        # Nothing is held out to validate on: validation is off, so the run's record says so too.
+        log.info("data.train_splits holds val: validation is off and the last epoch is tested")
+        with open_dict(cfg):
+            cfg.trainer.limit_val_batches = 0
+        plain["trainer"]["limit_val_batches"] = 0
     if cfg.get("ckpt_path"):
         # A run folder stands for its last.ckpt: the file resumed is the one config.yaml records.
         plain["ckpt_path"] = cfg.ckpt_path = str(check_resume(plain))
@@ -90,6 +99,9 @@ def train(cfg: DictConfig) -> dict:
     )
 
     callbacks = _instantiate_all(cfg.get("callbacks"))
+    if not datamodule.validates:
+        # A checkpoint judged by a validation metric never gets one; last.ckpt is the run's checkpoint.
+        callbacks = [c for c in callbacks if not str(getattr(c, "monitor", None) or "").startswith("val/")]
     loggers = _instantiate_all(cfg.get("logger")) or False
     trainer: L.Trainer = instantiate(
         cfg.trainer, callbacks=callbacks, logger=loggers, plugins=[AtomicCheckpointIO()]
@@ -108,7 +120,10 @@ def train(cfg: DictConfig) -> dict:
         if trainer.interrupted:
             return {}
 
-    best = trainer.checkpoint_callback.best_model_path if trainer.checkpoint_callback else ""
+    best = getattr(trainer.checkpoint_callback, "best_model_path", "") or ""
+    if not best and fit and not datamodule.validates:
+        last = [c.path for c in callbacks if isinstance(c, LastCheckpoint) and c.path.is_file()]
+        best = str(last[0]) if last else ""
     history = list(module.history)
     result: dict = {}
     if cfg.get("test", True):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import csv
 from pathlib import Path
 
 import nibabel as nib
@@ -124,3 +125,28 @@ def test_multi_class_masks_through_a_label_map(tmp_path: Path) -> None:
     assert mask.shape == (2, 16, 16) and mask[0, :8].all() and mask[1, 8:12].all() and mask[:, 12:].sum() == 0
     with pytest.raises(DatasetError, match="not in the label map"):
         VesselDataset(root, "train", img_size=16, label_map={100: 1}, num_classes=1)
+
+
+def _split_names(root: Path, *splits: str) -> list[str]:
+    """Image stems of ``splits`` in data_split.csv's order, read with the csv module."""
+    with open(root / "data_split.csv", newline="") as handle:
+        return [
+            Path(row["imgs"]).name.split(".")[0] for row in csv.DictReader(handle) if row["split"] in splits
+        ]
+
+
+def test_a_dataset_of_two_splits_holds_both_in_file_order_and_augments(synthetic_root: Path) -> None:
+    augment = augment_settings()
+    both = VesselDataset(synthetic_root, ("train", "val"), img_size=64, augment=augment)
+    expected = _split_names(synthetic_root, "train", "val")
+    assert len(_split_names(synthetic_root, "val")) > 0
+    assert [item.name for item in both.items] == expected
+    assert both.split == "train+val"
+    assert both.augment is not None
+    assert VesselDataset(synthetic_root, "val", img_size=64, augment=augment).augment is None
+
+
+@pytest.mark.parametrize("bad", [("train", "tests"), ()])
+def test_a_dataset_refuses_an_unknown_or_empty_split_list(synthetic_root: Path, bad: tuple[str, ...]) -> None:
+    with pytest.raises(ValueError, match="split"):
+        VesselDataset(synthetic_root, bad, img_size=64)
