@@ -12,6 +12,7 @@ from torch.utils.data import DataLoader
 
 from salt.checks import training_splits
 from salt.data import DatasetError, VesselDataset, ensure_synthetic
+from salt.data.layout import SPLIT_CSV, read_split_csv
 from salt.data.patches import PatchSettings, PatchTrainDataset, WholeImageDataset
 from salt.data.prompts import PromptSettings
 from salt.data.shapes import ensure_shapes
@@ -117,6 +118,11 @@ class VesselDataModule(L.LightningDataModule):
         if stage in (None, "fit"):
             self._dataset("train", augment=True)
             if self.validates:
+                if not any(row.split == "val" for row in read_split_csv(self.root)):
+                    raise DatasetError(
+                        f"{self.root / SPLIT_CSV}: no rows with split 'val' to validate on "
+                        "(data.train_splits=[train,val] trains without validation and tests the last epoch)"
+                    )
                 self._dataset("val", augment=False)
         if stage in (None, "test", "validate"):
             self._dataset(self.test_split, augment=False)

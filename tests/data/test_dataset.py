@@ -14,6 +14,7 @@ from torch.utils.data import DataLoader
 
 import salt.data.dataset as dataset_module
 from salt.data import DatasetError, VesselDataset, augment_settings
+from salt.data.datamodule import VesselDataModule
 from salt.data.layout import write_split_csv
 
 
@@ -150,3 +151,19 @@ def test_a_dataset_of_two_splits_holds_both_in_file_order_and_augments(synthetic
 def test_a_dataset_refuses_an_unknown_or_empty_split_list(synthetic_root: Path, bad: tuple[str, ...]) -> None:
     with pytest.raises(ValueError, match="split"):
         VesselDataset(synthetic_root, bad, img_size=64)
+
+
+def test_a_folder_without_val_trains_on_train_val_and_otherwise_says_how(synthetic_copy: Path) -> None:
+    with open(synthetic_copy / "data_split.csv", newline="") as handle:
+        rows = [
+            (row["imgs"], "train" if row["split"] == "val" else row["split"])
+            for row in csv.DictReader(handle)
+        ]
+    write_split_csv(synthetic_copy, rows)  # what `--val-fraction 0` converts
+    settings = {"name": "synthetic", "root": str(synthetic_copy), "img_size": 64, "num_classes": 1}
+    with pytest.raises(DatasetError, match=r"no rows with split 'val'.*data\.train_splits=\[train,val\]"):
+        VesselDataModule(settings).setup("fit")
+    final = VesselDataModule(settings, train_splits=["train", "val"])
+    final.setup("fit")
+    assert len(final.datasets["train"]) == sum(1 for _, split in rows if split == "train")
+    assert "val" not in final.datasets

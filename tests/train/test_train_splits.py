@@ -45,7 +45,11 @@ def test_a_final_fit_trains_on_val_validates_nothing_and_tests_the_last_epoch(
         "data.train_splits=[train,val]",
         "trainer.max_epochs=2",
     ]
-    with hydra_configs(), caplog.at_level("INFO", logger="salt"), warnings.catch_warnings(record=True) as seen:
+    with (
+        hydra_configs(),
+        caplog.at_level("INFO", logger="salt"),
+        warnings.catch_warnings(record=True) as seen,
+    ):
         warnings.simplefilter("always")
         cfg = compose_run("reduced", overrides, output_dir=str(run))
         del cfg["hydra"]
