@@ -154,6 +154,11 @@ def evaluate(cfg: DictConfig) -> dict:
             size,
             configured_size,
         )
+    trained_on = (run_cfg.get("data") or {}).get("train_splits") or ["train"]
+    if str(cfg.split) in trained_on:
+        log.warning(
+            "split=%s: %s was trained on these images, so these numbers are not held out", cfg.split, cfg.ckpt
+        )
     prompt = eval_prompt(run_cfg, OmegaConf.to_container(cfg.prompt, resolve=True) if "prompt" in cfg else {})
     check_prompt_options(prompt)
     datamodule = VesselDataModule(

@@ -10,11 +10,15 @@ from pathlib import Path
 
 import pytest
 import yaml
+from hydra import compose, initialize_config_dir
 
 from salt.data.layout import SPLIT_CSV
 from salt.errors import ConfigError
+from salt.inference.evaluate import evaluate
 from salt.train.run import train
 from tests.experiments.sweeps import compose_run, hydra_configs
+
+CONFIGS = Path(__file__).resolve().parents[2] / "configs"
 
 
 def _names(root: Path, *splits: str) -> list[str]:
@@ -70,3 +74,19 @@ def test_a_final_fit_trains_on_val_validates_nothing_and_tests_the_last_epoch(
     assert Path(metrics["checkpoint"]) == run / "checkpoints" / "last.ckpt"
     assert metrics["best_val"] is None
     assert metrics["epochs"] == 2
+    # eval.py on images the run trained on says so; on the test split it does not
+    for split in ("val", "test"):
+        caplog.clear()
+        with (
+            initialize_config_dir(config_dir=str(CONFIGS), version_base="1.3"),
+            caplog.at_level("INFO", logger="salt"),
+        ):
+            eval_cfg = compose("eval", overrides=[f"ckpt={run}", f"split={split}", "device=cpu"])
+            eval_cfg.paths.output_dir = str(tmp_path / f"eval_{split}")
+            evaluate(eval_cfg)
+        warned = [
+            r.getMessage()
+            for r in caplog.records
+            if r.levelname == "WARNING" and "trained on" in r.getMessage()
+        ]
+        assert len(warned) == (split == "val"), warned
