@@ -157,6 +157,7 @@ def build_augmentation(settings: Mapping[str, Any] | None) -> A.Compose | None:
     contrast = _range(cfg, "contrast_range")
     steps = [
         ("hflip_p", lambda p: A.HorizontalFlip(p=p)),
+        ("vflip_p", lambda p: A.VerticalFlip(p=p)),
         ("rotate_p", lambda p: A.Affine(rotate=(-limit, limit), p=p, **warp)),
         ("scale_p", lambda p: A.Affine(scale=scale, p=p, **warp)),
         # Multiplying by a factor is torchvision's brightness (the authors' choice), clipped to 255.

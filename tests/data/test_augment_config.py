@@ -31,6 +31,7 @@ def test_every_data_set_gets_the_default_augmentation(name: str) -> None:
 def test_the_default_file_holds_the_papers_settings() -> None:
     assert augment_settings() == {
         "hflip_p": 0.5,
+        "vflip_p": 0.0,  # not the paper's: off unless a recipe turns it on
         "rotate_limit": 10.0,
         "rotate_p": 0.5,
         "brightness_range": [0.5, 2.0],

@@ -106,12 +106,26 @@ def test_contrast_moves_pixels_around_the_mean_grey(factor: float) -> None:
     assert np.array_equal(out_labels, labels)
 
 
+@pytest.mark.parametrize("key, flip", [("hflip_p", np.fliplr), ("vflip_p", np.flipud)])
+def test_a_flip_alone_mirrors_image_and_labels_together(key: str, flip) -> None:
+    """``hflip_p`` / ``vflip_p`` at 1 with every other step off: the window and its labels mirrored left-right /
+    upside down, exactly (no resampling)."""
+    settings = {**augment_settings("none"), key: 1.0}
+    pipeline = build_augmentation(settings)
+    rng = np.random.default_rng(4)
+    image = rng.integers(0, 256, (40, 48, 3)).astype(np.uint8)
+    labels = rng.integers(0, 2, (40, 48, 2)).astype(np.uint8)
+    out_image, out_labels = augment(pipeline, image, labels, seed=1)
+    assert np.array_equal(out_image, flip(image))
+    assert np.array_equal(out_labels, flip(labels))
+
+
 def test_augmentation_settings_are_validated() -> None:
     assert build_augmentation(None) is None
     assert build_augmentation(dict.fromkeys(("hflip_p", "rotate_p", "brightness_p", "scale_p"), 0.0)) is None
     assert len(build_augmentation({"rotate_p": 0.0}).transforms) == 3
     with pytest.raises(DatasetError, match="unknown keys"):
-        build_augmentation({"vflip_p": 0.5})
+        build_augmentation({"flip_p": 0.5})
     with pytest.raises(DatasetError, match=r"augment\.hflip_p"):
         build_augmentation({"hflip_p": 1.5})
     with pytest.raises(DatasetError, match=r"augment\.scale_range"):
@@ -120,6 +134,9 @@ def test_augmentation_settings_are_validated() -> None:
         build_augmentation({"contrast_range": [0.0, 2.0]})
     with pytest.raises(DatasetError, match=r"augment\.contrast_p"):
         build_augmentation({"contrast_p": -0.1})
+    with pytest.raises(DatasetError, match=r"augment\.vflip_p"):
+        build_augmentation({"vflip_p": 2.0})
+    assert len(build_augmentation({"vflip_p": 0.5}).transforms) == 5
     assert len(build_augmentation({"contrast_p": 0.3}).transforms) == 5
     with pytest.raises(DatasetError, match="resize: unknown mode"):
         fit_to_square(np.zeros((4, 4, 3), np.uint8), np.zeros((4, 4, 1), np.uint8), 8, "crop")
