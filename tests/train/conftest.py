@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -34,7 +35,14 @@ def run_script(
         capture_output=True,
         text=True,
         timeout=timeout,
+        preexec_fn=_default_ctrl_c,
     )
+
+
+def _default_ctrl_c() -> None:
+    # A shell that starts a command in the background (`nohup ... &`) makes it ignore SIGINT, and its children
+    # inherit that, so a test of Ctrl-C would see no interrupt. The script gets Ctrl-C as from a terminal.
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
 
 
 def tiny_overrides(data_root: Path, run_dir: Path, *extra: str) -> list[str]:
